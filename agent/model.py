@@ -1,0 +1,111 @@
+"""The domain's values: what comes in (Message, Rejected), what rules see (Fact), what goes out
+(ActionDecision, AlertDecision). Frozen and free of I/O; validated at the edges, trusted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+MessageKind = Literal["stock", "receipt", "telemetry", "command"]
+FactKind = Literal["stock", "machine"]
+ActionKind = Literal["reorder", "work_order", "idle_capacity"]
+Severity = Literal["info", "warning", "critical"]
+
+ACTION_KINDS: tuple[str, ...] = ("reorder", "work_order", "idle_capacity")
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+# A field value as rules see it: JSON scalars, or a list of them (e.g. a machine's spare_parts).
+Scalar = str | int | float | bool | None
+Value = Scalar | list[Scalar]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One decoded, validated MQTT message.
+
+    `subject` is the SKU for stock and receipt messages, the machine id for telemetry, and ""
+    for commands. `fields` holds the payload's validated fields (numbers are int or float and
+    finite; `ts` removed, since it is `ts` here).
+    """
+
+    kind: MessageKind
+    topic: str
+    site: str
+    subject: str
+    fields: Mapping[str, Value]
+    ts: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that could not be decoded or validated: it becomes a dead letter, never lost."""
+
+    topic: str
+    raw: bytes
+    reason: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """The current state of one subject (an SKU at a site, or a machine), as rules see it.
+
+    `fields` always contains `kind`, `site` and `sku` or `machine`, the latest message's fields,
+    the master data of the subject, and the derived values (`projected`, ...).
+    """
+
+    kind: FactKind
+    site: str
+    subject: str
+    fields: Mapping[str, Value]
+    updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        """A stable id for the subject: one fact per key, replaced on update."""
+        return f"{self.kind}/{self.site}/{self.subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDecision:
+    """A rule asks for an action: at most one open action per `dedup_key`."""
+
+    kind: ActionKind
+    dedup_key: str
+    site: str
+    subject: str
+    params: Mapping[str, Value]
+    rule_id: str
+    rule_set_hash: str
+    matched: Mapping[str, Mapping[str, Value]]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDecision:
+    """A rule raises an alert: at most one open alert per `dedup_key`; repeats are counted."""
+
+    dedup_key: str
+    severity: Severity
+    message: str
+    site: str
+    subject: str
+    rule_id: str
+    rule_set_hash: str
+    matched: Mapping[str, Mapping[str, Value]]
+    at: datetime
+
+
+Decision = ActionDecision | AlertDecision
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the core made of a batch: decisions to store, messages to dead-letter."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
