@@ -1,0 +1,183 @@
+"""The rule engine behind a small interface: facts in, candidate matches out.
+
+`DurableEngine` owns a durable-rules `Host` (never the global one in `durable.lang`), with its
+timer threads switched off: it runs only when called, on the caller's thread. Its types stay here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final, Protocol
+
+import durable_rules_engine
+import structlog
+from durable.engine import Host, MessageNotHandledException, MessageObservedException
+
+from agent.errors import EngineError
+from agent.rulebook.compiler import EnginePlan, engine_alias
+
+log = structlog.get_logger(__name__)
+
+RULESET: Final = "factory"
+# The engine de-duplicates ids by a 32-bit hash, so two distinct ids can collide
+# (MessageObservedException). A salted id is a different hash: retry a few times.
+MAX_ID_SALTS: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The engine found facts that may satisfy a rule: alias -> fact key."""
+
+    rule_id: str
+    facts: Mapping[str, str]
+
+
+class RuleEngine(Protocol):
+    def update(self, key: str, fields: Mapping[str, Any]) -> list[Match]:
+        """Replace the fact `key` and return the rule matches the new fact takes part in."""
+        ...
+
+    def remove(self, key: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _OwnedHost(Host):  # type: ignore[misc]
+    """A Host without the two self-rearming timer threads every Host starts (see the notes)."""
+
+    def _run(self) -> None:
+        return None
+
+
+class DurableEngine:
+    def __init__(self, plan: EnginePlan) -> None:
+        self._plan = plan
+        self._fired: list[Match] = []
+        self._posted: dict[str, dict[str, Any]] = {}  # fact key -> what the engine holds
+        self._key_of: dict[str, str] = {}  # engine id -> fact key
+        definitions = {
+            name: {**body, "run": self._action(name)} for name, body in plan.definitions.items()
+        }
+        if not definitions:
+            definitions = {"idle": {"all": [{"a0": {"kind": "\0never"}}], "run": self._ignore}}
+        self._host = _OwnedHost()
+        try:
+            self._host.register_rulesets({RULESET: definitions})
+        except Exception as exc:  # the C core reports refusals as bare Exceptions with codes
+            raise EngineError(f"the engine refused the compiled rules: {exc}") from exc
+        _encode_facts_ourselves(self._host.get_ruleset(RULESET))
+
+    @staticmethod
+    def _ignore(closure: Any) -> None:
+        return None
+
+    def _action(self, name: str) -> Any:
+        rule_id = self._plan.rule_ids[name]
+        aliases = self._plan.aliases[name]
+        fired = self._fired
+        key_of = self._key_of
+
+        def run(closure: Any) -> None:
+            matched = closure._m  # alias -> fact dict, as posted
+            facts = {
+                alias: key_of[matched[engine_alias(i)]["id"]] for i, alias in enumerate(aliases)
+            }
+            fired.append(Match(rule_id, facts))
+
+        return run
+
+    def update(self, key: str, fields: Mapping[str, Any]) -> list[Match]:
+        wanted = {name: value for name in self._plan.fields if _postable(value := fields.get(name))}
+        self.remove(key)
+        self._fired.clear()
+        for salt in range(MAX_ID_SALTS):
+            engine_id = key if salt == 0 else f"{key}#{salt}"
+            fact = {**wanted, "id": engine_id}
+            self._key_of[engine_id] = key
+            try:
+                self._host.assert_fact(RULESET, fact)
+            except MessageNotHandledException:
+                pass  # stored, no rule matched
+            except MessageObservedException:
+                del self._key_of[engine_id]
+                log.info("engine_id_collision", fact=key, salt=salt)
+                continue
+            except Exception as exc:
+                del self._key_of[engine_id]
+                raise EngineError(f"the engine failed on fact {key}: {exc}") from exc
+            self._posted[key] = fact
+            matches = list(self._fired)
+            self._fired.clear()
+            return matches
+        raise EngineError(f"fact {key}: engine id collided {MAX_ID_SALTS} times")
+
+    def remove(self, key: str) -> None:
+        old = self._posted.pop(key, None)
+        if old is None:
+            return
+        self._key_of.pop(old["id"], None)
+        try:
+            self._host.retract_fact(RULESET, old)
+        except MessageNotHandledException:
+            pass
+        except Exception as exc:
+            raise EngineError(f"the engine failed to retract fact {key}: {exc}") from exc
+
+    def close(self) -> None:
+        self._posted.clear()
+        self._key_of.clear()
+
+
+def _postable(value: object) -> bool:
+    """The engine gets strings and finite numbers only: it matches `"5" > 0` and chokes on inf."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))
+
+
+def encode_fact(fact: Mapping[str, str | int | float]) -> str:
+    """JSON for the engine's parser, which refuses exponents (`1e-05`: error 204)."""
+    parts = []
+    for key, value in fact.items():
+        text = (
+            _plain_float(value)
+            if isinstance(value, float)
+            else json.dumps(value, ensure_ascii=False)
+        )
+        parts.append(f"{json.dumps(key, ensure_ascii=False)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain_float(value: float) -> str:
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+        if "." not in text:
+            text += ".0"
+    return text
+
+
+def _encode_facts_ourselves(ruleset: Any) -> None:
+    """Route this ruleset's fact calls through `encode_fact` instead of durable's json.dumps.
+
+    Set on the one ruleset object this engine owns; durable's `Host` calls these methods by name.
+    """
+
+    def assert_fact(fact: dict[str, Any]) -> Any:
+        return ruleset._handle_result(
+            durable_rules_engine.assert_fact(ruleset._handle, encode_fact(fact)), fact
+        )
+
+    def retract_fact(fact: dict[str, Any]) -> Any:
+        return ruleset._handle_result(
+            durable_rules_engine.retract_fact(ruleset._handle, encode_fact(fact)), fact
+        )
+
+    ruleset.assert_fact = assert_fact
+    ruleset.retract_fact = retract_fact

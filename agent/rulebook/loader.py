@@ -1,0 +1,545 @@
+"""Rule files in, a validated `RuleSet` out, or every problem found as `file:line: rule-id: reason`.
+
+Validation happens here, before anything runs: YAML, keys, expressions, field names and types,
+actions and their parameters, duplicate ids, the engine's limits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from agent.errors import ExpressionError, RuleError, RuleProblem
+from agent.model import SEVERITIES, FactKind
+from agent.rulebook import expr
+from agent.rulebook.fields import FactSchema
+from agent.rulebook.rules import ActionSpec, Condition, Param, Rule, RuleSet
+from agent.rulebook.template import Template, parse_template
+from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
+
+RULE_KEYS: Final = frozenset({"id", "description", "when", "then", "enabled", "severity", "key"})
+LATER_KEYS: Final = frozenset({"for", "resolve_when", "repeat", "schedule", "any"})
+RULE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+ALIAS: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+FACT_KINDS: Final[tuple[FactKind, ...]] = ("stock", "machine")
+MAX_RULES: Final = 2000
+# durable-rules breaks at 512 rules testing different values of one property (notes).
+MAX_SIBLING_TESTS: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """How an action parameter is written: an expression, a {} template, or one of fixed words."""
+
+    form: str  # "expr" | "text" | "choice"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    type: str = expr.ANY  # for "expr": the type it must have
+    default_from: str = ""  # fact field to take from the only alias of `default_kind`
+    default_kind: str = ""
+
+
+ACTIONS: Final[Mapping[str, Mapping[str, ParamSpec]]] = {
+    "reorder": {
+        "sku": ParamSpec("expr", True, type=expr.STRING, default_from="sku", default_kind="stock"),
+        "quantity": ParamSpec("expr", True, type=expr.NUMBER),
+        "priority": ParamSpec("choice", choices=("normal", "high", "expedite")),
+        "note": ParamSpec("text"),
+    },
+    "work_order": {
+        "machine": ParamSpec(
+            "expr", True, type=expr.STRING, default_from="machine", default_kind="machine"
+        ),
+        "task": ParamSpec("text", True),
+        "priority": ParamSpec("choice", choices=("low", "normal", "high", "urgent")),
+        "note": ParamSpec("text"),
+    },
+    "idle_capacity": {
+        "machine": ParamSpec(
+            "expr", True, type=expr.STRING, default_from="machine", default_kind="machine"
+        ),
+        "note": ParamSpec("text"),
+    },
+    "alert": {
+        "message": ParamSpec("text", True),
+        "severity": ParamSpec("choice", choices=SEVERITIES),
+    },
+}
+PARAM_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
+    "reorder": {"priority": "normal"},
+    "work_order": {"priority": "normal"},
+}
+
+
+@dataclass
+class _FileContext:
+    file: str
+    rule_id: str = ""
+    problems: list[RuleProblem] = field(default_factory=list)
+
+    def problem(self, line: int, reason: str, hint: str = "") -> None:
+        self.problems.append(RuleProblem(self.file, line, self.rule_id, reason, hint))
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """The rule files under the given files and folders (not their `tests/` folders), sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            found.append(path)
+    return sorted(set(found))
+
+
+def load_rules(paths: Sequence[Path], schema: FactSchema) -> RuleSet:
+    """Read, validate and hash rule files. Raise `RuleError` listing every problem found."""
+    files = rule_files(paths)
+    problems: list[RuleProblem] = []
+    if not files:
+        names = ", ".join(str(p) for p in paths) or "(none)"
+        raise RuleError([RuleProblem(names, 0, "", "no rule files (*.yaml) found")])
+    sources: list[tuple[str, str]] = []
+    for path in files:
+        try:
+            sources.append((str(path), path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(RuleProblem(str(path), 0, "", f"cannot read the file: {exc}"))
+    if problems:
+        raise RuleError(problems)
+    return parse_rule_sources(sources, schema)
+
+
+def parse_rule_sources(sources: Sequence[tuple[str, str]], schema: FactSchema) -> RuleSet:
+    """Validate rule files given as (name, text) pairs: the pure heart of `load_rules`."""
+    rules: list[Rule] = []
+    problems: list[RuleProblem] = []
+    seen: dict[str, str] = {}
+    disabled = 0
+    for name, text in sources:
+        ctx = _FileContext(name)
+        for rule, enabled in _parse_file(text, ctx, schema):
+            if rule.id in seen:
+                ctx.rule_id = rule.id
+                ctx.problem(
+                    rule.line,
+                    f"duplicate rule id (first defined at {seen[rule.id]})",
+                    "give every rule a unique id",
+                )
+                continue
+            seen[rule.id] = f"{name}:{rule.line}"
+            if enabled:
+                rules.append(rule)
+            else:
+                disabled += 1
+        problems.extend(ctx.problems)
+    problems.extend(_check_engine_limits(rules))
+    if len(rules) > MAX_RULES:
+        problems.append(RuleProblem(sources[-1][0], 0, "", f"more than {MAX_RULES} rules"))
+    if problems:
+        raise RuleError(problems)
+    digest = hashlib.sha256()
+    for name, text in sorted(sources):
+        digest.update(Path(name).name.encode() + b"\0" + text.encode() + b"\0")
+    return RuleSet(tuple(rules), digest.hexdigest()[:12], tuple(n for n, _ in sources), disabled)
+
+
+def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[Rule, bool]]:
+    try:
+        document = load_yaml(text)
+    except YamlProblem as exc:
+        ctx.problem(exc.line, exc.reason, "check indentation and quoting around this line")
+        return []
+    if document is None:
+        ctx.problem(1, "the file is empty", "a rule file starts with `rules:`")
+        return []
+    if not isinstance(document, LineMap) or "rules" not in document:
+        ctx.problem(1, "a rule file must be a mapping with a `rules:` list")
+        return []
+    for key in document:
+        if key != "rules":
+            ctx.problem(document.lines[key], f"unknown top-level key {key!r}", "only `rules:`")
+    entries = document["rules"]
+    if not isinstance(entries, LineList):
+        ctx.problem(document.lines["rules"], "`rules:` must be a list of rules")
+        return []
+    parsed: list[tuple[Rule, bool]] = []
+    for line, entry in zip(entries.lines, entries, strict=True):
+        ctx.rule_id = ""
+        before = len(ctx.problems)
+        result = _parse_rule(entry, line, ctx, schema)
+        if result is not None and len(ctx.problems) == before:
+            parsed.append(result)
+    return parsed
+
+
+def _parse_rule(
+    entry: Any, line: int, ctx: _FileContext, schema: FactSchema
+) -> tuple[Rule, bool] | None:
+    if not isinstance(entry, LineMap):
+        ctx.problem(line, "a rule must be a mapping with `id`, `when` and `then`")
+        return None
+    rule_id = entry.get("id")
+    if not isinstance(rule_id, str) or not RULE_ID.fullmatch(rule_id):
+        ctx.problem(
+            entry.lines.get("id", line),
+            f"missing or invalid rule id {rule_id!r}",
+            "ids are letters, digits, '-', '_' and '.', e.g. `reorder-point`",
+        )
+        return None
+    ctx.rule_id = rule_id
+    for key in entry:
+        if key in LATER_KEYS:
+            ctx.problem(entry.lines[key], f"option {key!r} is not supported by this version yet")
+        elif key not in RULE_KEYS:
+            ctx.problem(
+                entry.lines[key],
+                f"unknown key {key!r}",
+                _suggest(str(key), RULE_KEYS, "known keys"),
+            )
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        ctx.problem(entry.lines["description"], "description must be text")
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        ctx.problem(entry.lines["enabled"], "enabled must be true or false")
+    severity = entry.get("severity", "warning")
+    if severity not in SEVERITIES:
+        ctx.problem(
+            entry.lines.get("severity", line),
+            f"unknown severity {severity!r}",
+            f"one of {', '.join(SEVERITIES)}",
+        )
+    key_template = _parse_key(entry, ctx)
+    conditions, kinds = _parse_when(entry, line, ctx, schema)
+    # `then` is checked even when `when` has problems, so a file's problems all show at once.
+    actions = _parse_then(entry, line, ctx, schema, kinds, conditions)
+    if key_template is not None:
+        _check_fields(key_template.fields, entry.lines["key"], ctx, schema, kinds)
+    if conditions is None or actions is None:
+        return None
+    rule = Rule(
+        rule_id,
+        str(description),
+        tuple(conditions),
+        tuple(actions),
+        str(severity),
+        key_template,
+        ctx.file,
+        line,
+    )
+    return rule, enabled is True
+
+
+def _parse_key(entry: LineMap, ctx: _FileContext) -> Template | None:
+    if "key" not in entry:
+        return None
+    try:
+        return parse_template(entry["key"])
+    except ExpressionError as exc:
+        ctx.problem(entry.lines["key"], f"key: {exc.message}")
+        return None
+
+
+def _parse_when(
+    entry: LineMap, line: int, ctx: _FileContext, schema: FactSchema
+) -> tuple[list[Condition] | None, dict[str, FactKind]]:
+    """The rule's conditions (None if any is wrong) and the kind of every alias that says it."""
+    when = entry.get("when")
+    when_line = entry.lines.get("when", line)
+    if not isinstance(when, LineMap) or not when:
+        ctx.problem(
+            when_line,
+            "`when` must name at least one condition: `alias: expression`",
+            'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`',
+        )
+        return None, {}
+    parsed: list[tuple[str, expr.Node, str, int]] = []
+    kinds: dict[str, FactKind] = {}
+    for alias, text in when.items():
+        cond_line = when.lines[alias]
+        if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or alias in expr.KEYWORDS:
+            ctx.problem(cond_line, f"invalid alias {alias!r}", "an alias is a short name: m, stock")
+            continue
+        if not isinstance(text, str):
+            ctx.problem(cond_line, f"condition {alias!r} must be an expression in quotes or plain")
+            continue
+        try:
+            node = expr.parse(text)
+        except ExpressionError as exc:
+            ctx.problem(cond_line, f"condition {alias!r}: {exc}")
+            continue
+        kind = _declared_kind(node)
+        if kind is None:
+            ctx.problem(
+                cond_line,
+                f"condition {alias!r} does not say which facts it is about",
+                'start it with `kind == "stock"` or `kind == "machine"`',
+            )
+            continue
+        kinds[alias] = kind
+        parsed.append((alias, node, text, cond_line))
+    if len(parsed) != len(when):
+        return None, kinds
+    conditions = []
+    for alias, node, text, cond_line in parsed:
+        resolver = _resolver(schema, kinds, alias)
+        try:
+            result = expr.check(node, resolver)
+        except ExpressionError as exc:
+            ctx.problem(
+                cond_line, f"condition {alias!r}: {exc}", _field_hint(exc, schema, kinds, alias)
+            )
+            continue
+        if result not in (expr.BOOL, expr.ANY):
+            ctx.problem(cond_line, f"condition {alias!r} is a {result}, not true/false")
+            continue
+        conditions.append(Condition(alias, kinds[alias], node, text, cond_line))
+    return (conditions if len(conditions) == len(parsed) else None), kinds
+
+
+def _declared_kind(node: expr.Node) -> FactKind | None:
+    for term in expr.conjuncts(node):
+        if not (isinstance(term, expr.Binary) and term.op == "=="):
+            continue
+        pair = (term.left, term.right)
+        for a, b in (pair, pair[::-1]):
+            if (
+                isinstance(a, expr.Field)
+                and a.alias is None
+                and a.name == "kind"
+                and isinstance(b, expr.Literal)
+                and b.value in FACT_KINDS
+            ):
+                return b.value  # type: ignore[return-value]
+    return None
+
+
+def _resolver(schema: FactSchema, kinds: Mapping[str, str], own: str | None) -> expr.FieldTypes:
+    def field_type(ref: expr.Field) -> str | None:
+        alias = ref.alias if ref.alias is not None else own
+        if alias is None or alias not in kinds:
+            return None
+        return schema.type_of(kinds[alias], ref.name)
+
+    return field_type
+
+
+def _field_hint(
+    exc: ExpressionError, schema: FactSchema, kinds: Mapping[str, str], own: str | None
+) -> str:
+    m = re.match(r"unknown field '(?:(\w+)\.)?(\w+)'", exc.message)
+    if not m:
+        return ""
+    alias = m.group(1) or own
+    if alias not in kinds:
+        return f"{alias!r} is not an alias of this rule; aliases: {', '.join(kinds)}"
+    return _suggest(m.group(2), schema.names(kinds[alias or ""]), f"{kinds[alias or '']} fields")
+
+
+def _suggest(word: str, known: Iterable[str], what: str) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(word, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    shown = ", ".join(known[:30]) + (", ..." if len(known) > 30 else "")
+    return f"{what}: {shown}"
+
+
+def _parse_then(
+    entry: LineMap,
+    line: int,
+    ctx: _FileContext,
+    schema: FactSchema,
+    kinds: Mapping[str, FactKind],
+    conditions: list[Condition] | None,
+) -> list[ActionSpec] | None:
+    then = entry.get("then")
+    then_line = entry.lines.get("then", line)
+    if not isinstance(then, LineList) or not then:
+        ctx.problem(then_line, "`then` must be a list of actions", f"actions: {', '.join(ACTIONS)}")
+        return None
+    actions: list[ActionSpec] = []
+    for item_line, item in zip(then.lines, then, strict=True):
+        if not isinstance(item, LineMap) or len(item) != 1:
+            ctx.problem(
+                item_line,
+                "each action is one `kind: {parameters}` entry",
+                f"actions: {', '.join(ACTIONS)}",
+            )
+            continue
+        ((kind, params),) = item.items()
+        if kind not in ACTIONS:
+            ctx.problem(
+                item_line, f"unknown action {kind!r}", _suggest(str(kind), ACTIONS, "actions")
+            )
+            continue
+        if params is None:
+            params = LineMap()
+            params.line, params.lines = item_line, {}
+        if not isinstance(params, LineMap):
+            ctx.problem(item_line, f"{kind}: parameters must be a mapping")
+            continue
+        spec = _parse_action(str(kind), params, item_line, ctx, schema, kinds)
+        if spec is not None:
+            actions.append(spec)
+    return actions if len(actions) == len(then) else None
+
+
+def _parse_action(
+    kind: str,
+    params: LineMap,
+    line: int,
+    ctx: _FileContext,
+    schema: FactSchema,
+    kinds: Mapping[str, FactKind],
+) -> ActionSpec | None:
+    specs = ACTIONS[kind]
+    parsed: dict[str, Param] = {}
+    ok = True
+    only = next(iter(kinds)) if len(kinds) == 1 else None
+    for name, value in params.items():
+        at = params.lines.get(name, line)
+        spec = specs.get(name)
+        if spec is None:
+            ctx.problem(
+                at,
+                f"{kind}: unknown parameter {name!r}",
+                _suggest(str(name), specs, f"{kind} parameters"),
+            )
+            ok = False
+            continue
+        param = _parse_param(kind, str(name), value, spec, at, ctx, schema, kinds, only)
+        if param is None:
+            ok = False
+            parsed[str(name)] = Param(str(name))  # reported already: not "missing" as well
+        else:
+            parsed[str(name)] = param
+    for name, spec in specs.items():
+        if name in parsed:
+            continue
+        default = _default_param(name, spec, kinds)
+        if default is not None:
+            parsed[name] = default
+        elif name in PARAM_DEFAULTS.get(kind, {}):
+            parsed[name] = Param(name, choice=PARAM_DEFAULTS[kind][name])
+        elif spec.required:
+            ctx.problem(line, f"{kind}: missing parameter {name!r}")
+            ok = False
+    return ActionSpec(kind, parsed, line) if ok else None
+
+
+def _parse_param(
+    kind: str,
+    name: str,
+    value: Any,
+    spec: ParamSpec,
+    line: int,
+    ctx: _FileContext,
+    schema: FactSchema,
+    kinds: Mapping[str, str],
+    only: str | None,
+) -> Param | None:
+    if spec.form == "choice":
+        if value not in spec.choices:
+            ctx.problem(
+                line, f"{kind}: {name} must be one of {', '.join(spec.choices)}; got {value!r}"
+            )
+            return None
+        return Param(name, choice=value)
+    if spec.form == "text":
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            ctx.problem(line, f"{kind}: {name} must be text")
+            return None
+        try:
+            template = parse_template(str(value))
+        except ExpressionError as exc:
+            ctx.problem(line, f"{kind}: {name}: {exc}")
+            return None
+        if not _check_fields(template.fields, line, ctx, schema, kinds, only, f"{kind}: {name}"):
+            return None
+        return Param(name, template=template)
+    text = value if isinstance(value, str) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = repr(value)
+    if text is None:
+        ctx.problem(line, f"{kind}: {name} must be an expression")
+        return None
+    try:
+        node = expr.parse(text)
+        found = expr.check(node, _resolver(schema, kinds, only))
+    except ExpressionError as exc:
+        ctx.problem(line, f"{kind}: {name}: {exc}", _field_hint(exc, schema, kinds, only))
+        return None
+    if found not in (spec.type, expr.ANY):
+        ctx.problem(line, f"{kind}: {name} must be a {spec.type}, but {text!r} is a {found}")
+        return None
+    return Param(name, expr=node)
+
+
+def _default_param(name: str, spec: ParamSpec, kinds: Mapping[str, FactKind]) -> Param | None:
+    if not spec.default_from:
+        return None
+    candidates = [alias for alias, kind in kinds.items() if kind == spec.default_kind]
+    if len(candidates) != 1:
+        return None
+    return Param(name, expr=expr.Field(candidates[0], spec.default_from, 0))
+
+
+def _check_fields(
+    refs: list[expr.Field],
+    line: int,
+    ctx: _FileContext,
+    schema: FactSchema,
+    kinds: Mapping[str, str],
+    only: str | None = None,
+    what: str = "key",
+) -> bool:
+    if only is None and len(kinds) == 1:
+        only = next(iter(kinds))
+    resolver = _resolver(schema, kinds, only)
+    ok = True
+    for ref in refs:
+        if resolver(ref) is None:
+            hint = _field_hint(ExpressionError(f"unknown field {str(ref)!r}"), schema, kinds, only)
+            if ref.alias is None and only is None:
+                hint = f"this rule has several aliases: write alias.field ({', '.join(kinds)})"
+            ctx.problem(line, f"{what}: unknown field {str(ref)!r}", hint)
+            ok = False
+    return ok
+
+
+def _check_engine_limits(rules: Sequence[Rule]) -> list[RuleProblem]:
+    """Refuse rule sets that would hit durable-rules' sibling-test limit on one property."""
+    tests: dict[str, set[tuple[str, Any]]] = {}
+    where: dict[str, Rule] = {}
+    for rule in rules:
+        for condition in rule.conditions:
+            for term in expr.conjuncts(condition.expr):
+                if (
+                    isinstance(term, expr.Binary)
+                    and isinstance(term.right, expr.Literal)
+                    and isinstance(term.left, expr.Field)
+                ):
+                    tests.setdefault(term.left.name, set()).add((term.op, term.right.value))
+                    where.setdefault(term.left.name, rule)
+    problems = []
+    for name, values in tests.items():
+        if len(values) > MAX_SIBLING_TESTS:
+            rule = where[name]
+            problems.append(
+                RuleProblem(
+                    rule.file,
+                    rule.line,
+                    rule.id,
+                    f"{len(values)} different tests of field {name!r} across the rule set; "
+                    f"the engine fails above {MAX_SIBLING_TESTS}",
+                    "use master data fields (e.g. reorder_point) instead of one rule per value",
+                )
+            )
+    return problems

@@ -1,0 +1,74 @@
+"""A validated rule set: what the loader produces and the compiler and decisions consume.
+
+Everything here is already checked: expressions parsed and typed, actions known, fields known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent.model import FactKind, Value
+from agent.rulebook.expr import Node
+from agent.rulebook.template import Template
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One named condition of `when`: `alias: expression` over facts of one kind."""
+
+    alias: str
+    kind: FactKind
+    expr: Node
+    text: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """An action parameter: exactly one of an expression, a template or a fixed choice."""
+
+    name: str
+    expr: Node | None = None
+    template: Template | None = None
+    choice: Value = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One entry of `then`: an action kind (or `alert`) and its parameters."""
+
+    kind: str
+    params: Mapping[str, Param]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    description: str
+    conditions: tuple[Condition, ...]
+    actions: tuple[ActionSpec, ...]
+    severity: str
+    key: Template | None
+    file: str
+    line: int
+
+    def condition(self, alias: str) -> Condition:
+        for condition in self.conditions:
+            if condition.alias == alias:
+                return condition
+        raise KeyError(alias)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The enabled rules of a set of files, and the hash that identifies that exact text."""
+
+    rules: tuple[Rule, ...]
+    hash: str
+    files: tuple[str, ...]
+    disabled: int = 0
+
+    def by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
