@@ -1,0 +1,416 @@
+"""The store: decisions and dead letters written in one transaction, read back, and transitioned.
+
+One open row per dedup key is the database's job (a partial unique index); this module only asks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Self
+
+import structlog
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    case,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
+
+from agent.errors import StoreError, TransitionError
+from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected
+from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
+from agent.store.tables import (
+    ACTION_OPEN,
+    ACTION_STATUSES,
+    ALERT_OPEN,
+    ALERT_STATUSES,
+    UTCDateTime,
+    action_table,
+    alert_table,
+    dead_letter_table,
+)
+
+log = structlog.get_logger(__name__)
+
+TableName = Literal["action", "alert"]
+
+# How often to go round "update the open row, else insert one" when another writer keeps
+# opening or closing the same key in between; in practice the second round always settles it.
+_MAX_ROUNDS = 3
+# Keys per "which are open?" query: well below SQLite's bound-parameter limit.
+_KEYS_PER_QUERY = 500
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """What happened to one decision, for logs and `replay` output."""
+
+    table: Literal["action", "alert"]
+    id: int
+    created: bool  # True: a new row; False: the open row was updated (count+1, last_seen)
+    row: dict[str, Any]  # the row after the change, JSON-friendly (datetimes as ISO strings)
+
+
+@dataclass(frozen=True)
+class _Transition:
+    allowed_from: tuple[str, ...]
+    to: str
+    by_column: str
+    at_column: str | None
+
+
+_TRANSITIONS: dict[str, dict[str, _Transition]] = {
+    "action": {
+        "ack": _Transition(("open",), "acknowledged", "acknowledged_by", None),
+        "done": _Transition(("open", "acknowledged"), "done", "closed_by", "closed_at"),
+        "cancel": _Transition(("open", "acknowledged"), "cancelled", "closed_by", "closed_at"),
+    },
+    "alert": {
+        "ack": _Transition(("firing",), "acknowledged", "acknowledged_by", None),
+        "resolve": _Transition(
+            ("firing", "acknowledged"), "resolved", "resolved_by", "resolved_at"
+        ),
+    },
+}
+
+
+def json_friendly(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row with its datetimes as ISO 8601 strings (with the +00:00 offset)."""
+    return {
+        str(name): value.isoformat() if isinstance(value, datetime) else value
+        for name, value in row.items()
+    }
+
+
+class Store:
+    """Actions, alerts and dead letters in SQLite or PostgreSQL, safe for concurrent writers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._open_action = _insert_unless_open(engine, action_table, ACTION_OPEN)
+        self._open_alert = _insert_unless_open(engine, alert_table, ALERT_OPEN)
+        self._repeat_action = _repeat(action_table, ACTION_OPEN)
+        self._repeat_alert = _repeat(alert_table, ALERT_OPEN).values(
+            message=bindparam("b_message", type_=Text()),
+            severity=bindparam("b_severity", type_=String()),
+        )
+
+    @classmethod
+    def open(cls, url: str, sqlite_synchronous: str = "FULL") -> Self:
+        """Open the database at `url` and create any missing tables."""
+        engine = open_engine(url, sqlite_synchronous)
+        try:
+            create_schema(engine)
+        except StoreError:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def apply(self, outcome: Outcome) -> list[StoredChange]:
+        """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
+
+        A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
+        it opens a new row. Changes come back in the decisions' order.
+        """
+        if not outcome.decisions and not outcome.rejected:
+            return []
+        try:
+            with self._engine.begin() as connection:
+                _store_dead_letters(connection, outcome.rejected)
+                changes = self._store_decisions(connection, outcome.decisions)
+        except SQLAlchemyError as exc:
+            error = store_error(exc, "could not store the batch (rolled back)")
+            log.warning("store_apply_failed", decisions=len(outcome.decisions), error=str(error))
+            raise error from exc
+        log.debug(
+            "store_applied",
+            created=sum(change.created for change in changes),
+            updated=sum(not change.created for change in changes),
+            dead_letters=len(outcome.rejected),
+        )
+        return changes
+
+    def actions(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Actions, newest first, optionally only those in `status`."""
+        return self._rows(action_table, ACTION_STATUSES, status)
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Alerts, newest first, optionally only those in `status`."""
+        return self._rows(alert_table, ALERT_STATUSES, status)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Dead letters, newest first, with their payloads as the raw bytes received."""
+        return self._rows(dead_letter_table, (), None)
+
+    def transition(
+        self,
+        table: Literal["action", "alert"],
+        id: int,
+        command: str,
+        by: str,
+        note: str = "",
+        *,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """Apply `command` (ack, done, cancel, resolve) to one row and return the row after it.
+
+        Raises TransitionError for an unknown id, command, or a change its status forbids.
+        """
+        step = _step(table, command)
+        target = action_table if table == "action" else alert_table
+        values: dict[str, Any] = {"status": step.to, step.by_column: by}
+        if step.at_column is not None:
+            values[step.at_column] = at
+        if table == "action":
+            values["updated_at"] = at
+        if note:
+            values["note"] = note
+        statement = (
+            update(target)
+            .where(target.c.id == id, target.c.status.in_(step.allowed_from))
+            .values(values)
+            .returning(*target.c)
+        )
+        try:
+            with self._engine.begin() as connection:
+                row = connection.execute(statement).mappings().one_or_none()
+                if row is None:
+                    status = connection.scalar(select(target.c.status).where(target.c.id == id))
+                    if status is None:
+                        raise TransitionError(f"{table} {id} does not exist; cannot {command}")
+                    raise TransitionError(f"{table} {id} is {status}; cannot {command}")
+        except SQLAlchemyError as exc:
+            raise store_error(exc, f"could not {command} {table} {id}") from exc
+        log.info("store_transitioned", table=table, id=id, command=command, status=step.to, by=by)
+        return dict(row)
+
+    def _store_decisions(
+        self, connection: Connection, decisions: Sequence[Decision]
+    ) -> list[StoredChange]:
+        # One query learns which keys already have an open row, so each decision then needs a
+        # single statement: UPDATE for those, INSERT for the rest (the other one only if a
+        # concurrent writer got there first).
+        open_keys = {
+            "action": _open_keys(connection, action_table, ACTION_OPEN, decisions),
+            "alert": _open_keys(connection, alert_table, ALERT_OPEN, decisions),
+        }
+        # Every transaction touches keys in the same (table, key) order, so two writers that
+        # share keys wait for each other instead of deadlocking. The sort is stable: two
+        # decisions with one key stay in their order (created, then updated).
+        changes: list[StoredChange | None] = [None] * len(decisions)
+        for index in sorted(range(len(decisions)), key=lambda i: _lock_order(decisions[i])):
+            decision = decisions[index]
+            if isinstance(decision, ActionDecision):
+                change = self._store_action(connection, decision, open_keys["action"])
+            else:
+                change = self._store_alert(connection, decision, open_keys["alert"])
+            open_keys[change.table].add(decision.dedup_key)
+            changes[index] = change
+        return [change for change in changes if change is not None]
+
+    def _store_action(
+        self, connection: Connection, decision: ActionDecision, open_keys: set[str]
+    ) -> StoredChange:
+        repeat = {"b_key": decision.dedup_key, "b_at": decision.at}
+        new_row = {
+            "kind": decision.kind,
+            "dedup_key": decision.dedup_key,
+            "status": "open",
+            "site": decision.site,
+            "subject": decision.subject,
+            "params": _json_ready(decision.params),
+            "rule_id": decision.rule_id,
+            "rule_set_hash": decision.rule_set_hash,
+            "matched": _json_ready(decision.matched),
+            "created_at": decision.at,
+            "updated_at": decision.at,
+            "last_seen": decision.at,
+            "count": 1,
+            "note": "",
+        }
+        statements = (self._repeat_action, repeat), (self._open_action, new_row)
+        return _upsert(connection, "action", *statements, decision.dedup_key in open_keys)
+
+    def _store_alert(
+        self, connection: Connection, decision: AlertDecision, open_keys: set[str]
+    ) -> StoredChange:
+        repeat = {
+            "b_key": decision.dedup_key,
+            "b_at": decision.at,
+            "b_message": decision.message,
+            "b_severity": decision.severity,
+        }
+        new_row = {
+            "dedup_key": decision.dedup_key,
+            "severity": decision.severity,
+            "status": "firing",
+            "message": decision.message,
+            "site": decision.site,
+            "subject": decision.subject,
+            "rule_id": decision.rule_id,
+            "rule_set_hash": decision.rule_set_hash,
+            "matched": _json_ready(decision.matched),
+            "first_seen": decision.at,
+            "last_seen": decision.at,
+            "count": 1,
+            "note": "",
+        }
+        statements = (self._repeat_alert, repeat), (self._open_alert, new_row)
+        return _upsert(connection, "alert", *statements, decision.dedup_key in open_keys)
+
+    def _rows(
+        self, table: Table, statuses: tuple[str, ...], status: str | None
+    ) -> list[dict[str, Any]]:
+        statement = select(table).order_by(table.c.id.desc())
+        if status is not None:
+            if status not in statuses:
+                raise ValueError(f"unknown {table.name} status {status!r}; one of {statuses}")
+            statement = statement.where(table.c.status == status)
+        try:
+            with self._reading() as connection:
+                return [dict(row) for row in connection.execute(statement).mappings()]
+        except SQLAlchemyError as exc:
+            raise store_error(exc, f"could not read {table.name} rows") from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            yield connection.execution_options(**{READ_ONLY: True})
+
+
+def _upsert(
+    connection: Connection,
+    table: TableName,
+    repeat: tuple[ReturningUpdate[Any], dict[str, Any]],
+    open_new: tuple[ReturningInsert[Any], dict[str, Any]],
+    known_open: bool,
+) -> StoredChange:
+    """Update the key's open row or open a new one, trying the likelier statement first.
+
+    The UPDATE finds no row when none is open; the INSERT finds none when one is. Whichever
+    misses because a concurrent writer opened or closed the row, the other one then hits.
+    """
+    attempts: list[tuple[Any, dict[str, Any], bool]] = [(*repeat, False), (*open_new, True)]
+    if not known_open:
+        attempts.reverse()
+    for _ in range(_MAX_ROUNDS):
+        for statement, values, creates in attempts:
+            row = connection.execute(statement, values).mappings().one_or_none()
+            if row is not None:
+                return StoredChange(table, row["id"], creates, json_friendly(row))
+    key = open_new[1]["dedup_key"]
+    raise StoreError(f"{table} {key!r} kept opening and closing under us; retry the batch")
+
+
+def _open_keys(
+    connection: Connection, table: Table, open_predicate: str, decisions: Sequence[Decision]
+) -> set[str]:
+    """Which of the decisions' keys have an open row in `table` right now."""
+    wanted = ActionDecision if table is action_table else AlertDecision
+    keys = sorted({d.dedup_key for d in decisions if isinstance(d, wanted)})
+    found: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        statement = select(table.c.dedup_key).where(
+            table.c.dedup_key.in_(chunk), text(open_predicate)
+        )
+        found.update(connection.scalars(statement))
+    return found
+
+
+def _store_dead_letters(connection: Connection, rejected: Sequence[Rejected]) -> None:
+    if not rejected:
+        return
+    rows = [
+        {
+            "topic": letter.topic,
+            "payload": bytes(letter.raw),
+            "reason": letter.reason,
+            "received_at": letter.received_at,
+        }
+        for letter in rejected
+    ]
+    connection.execute(insert(dead_letter_table), rows)
+
+
+def _insert_unless_open(engine: Engine, table: Table, open_predicate: str) -> ReturningInsert[Any]:
+    """INSERT ... ON CONFLICT (dedup_key) WHERE <open> DO NOTHING RETURNING *."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.dedup_key], index_where=text(open_predicate)
+        )
+        return statement.returning(*table.c)
+    if dialect == "sqlite":
+        statement_ = sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.dedup_key], index_where=text(open_predicate)
+        )
+        return statement_.returning(*table.c)
+    raise StoreError(f"unsupported database dialect {dialect!r}")
+
+
+def _repeat(table: Table, open_predicate: str) -> ReturningUpdate[Any]:
+    """UPDATE the open row of a key: count + 1, last_seen/updated_at moved forward (never back)."""
+    at = bindparam("b_at", type_=UTCDateTime())
+    latest = case((table.c.last_seen < at, at), else_=table.c.last_seen)
+    values: dict[str, Any] = {"count": table.c.count + 1, "last_seen": latest}
+    if "updated_at" in table.c:
+        values["updated_at"] = latest
+    statement: Update = (
+        update(table)
+        .where(table.c.dedup_key == bindparam("b_key", type_=String()), text(open_predicate))
+        .values(values)
+    )
+    return statement.returning(*table.c)
+
+
+def _step(table: str, command: str) -> _Transition:
+    commands = _TRANSITIONS.get(table)
+    if commands is None:
+        raise TransitionError(f"unknown table {table!r}; use action or alert")
+    step = commands.get(command)
+    if step is None:
+        known = ", ".join(commands)
+        raise TransitionError(f"unknown {table} command {command!r}; use one of {known}")
+    return step
+
+
+def _lock_order(decision: Decision) -> tuple[int, str]:
+    return (0 if isinstance(decision, ActionDecision) else 1, decision.dedup_key)
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain dicts and lists for the JSON column; non-finite numbers become the strings
+    "inf", "-inf", "nan" (PostgreSQL's JSON has no such numbers, and a refused row would block
+    the batch forever)."""
+    if isinstance(value, Mapping):
+        return {str(name): _json_ready(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

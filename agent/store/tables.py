@@ -1,0 +1,167 @@
+"""The database tables: actions, alerts and dead letters, with at most one open row per dedup key.
+
+Every table is defined here, on one `metadata` with a naming convention, so migrations can own it.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ACTION_STATUSES = ("open", "acknowledged", "done", "cancelled")
+ALERT_STATUSES = ("firing", "acknowledged", "resolved")
+
+# The partial-index predicates. Queries repeat them verbatim (as text, not bound parameters):
+# SQLite's planner uses a partial index only when the query's WHERE contains the same term.
+ACTION_OPEN = "status IN ('open', 'acknowledged')"
+ALERT_OPEN = "status IN ('firing', 'acknowledged')"
+
+# 64-bit ids on PostgreSQL; SQLite needs exactly INTEGER for an auto-incrementing rowid alias.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware, on SQLite too.
+
+    SQLite keeps no offset (it would hand back naive datetimes), so values are converted to UTC
+    on the way in and tagged as UTC on the way out. Naive datetimes are refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: timestamps must carry a zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _status_check(statuses: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{status}'" for status in statuses)
+    return CheckConstraint(f"status IN ({allowed})", name="status")
+
+
+def _open_key_index(table: str, predicate: str) -> Index:
+    return Index(
+        f"uq_{table}_open_dedup_key",
+        "dedup_key",
+        unique=True,
+        sqlite_where=text(predicate),
+        postgresql_where=text(predicate),
+    )
+
+
+class TableModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the agent's tables: they share `metadata` (and its naming convention)."""
+
+
+class Action(TableModel, table=True):
+    """A reorder, work order or idle-capacity record; `count` is how often rules asked for it."""
+
+    __tablename__ = "action"
+    __table_args__ = (_open_key_index("action", ACTION_OPEN), _status_check(ACTION_STATUSES))
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    kind: str = Field(sa_column=Column(String, nullable=False))
+    dedup_key: str = Field(sa_column=Column(String, nullable=False))
+    status: str = Field(sa_column=Column(String, nullable=False))
+    site: str = Field(sa_column=Column(String, nullable=False))
+    subject: str = Field(sa_column=Column(String, nullable=False))
+    params: dict[str, Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    rule_id: str = Field(sa_column=Column(String, nullable=False))
+    rule_set_hash: str = Field(sa_column=Column(String, nullable=False))
+    matched: dict[str, Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    count: int = Field(sa_column=Column(Integer, nullable=False))
+    acknowledged_by: str | None = Field(default=None, sa_column=Column(String))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    closed_by: str | None = Field(default=None, sa_column=Column(String))
+    note: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )
+
+
+class Alert(TableModel, table=True):
+    """An alert while it fires; repeats bump `count` and `last_seen` instead of adding rows."""
+
+    __tablename__ = "alert"
+    __table_args__ = (_open_key_index("alert", ALERT_OPEN), _status_check(ALERT_STATUSES))
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    dedup_key: str = Field(sa_column=Column(String, nullable=False))
+    severity: str = Field(sa_column=Column(String, nullable=False))
+    status: str = Field(sa_column=Column(String, nullable=False))
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    site: str = Field(sa_column=Column(String, nullable=False))
+    subject: str = Field(sa_column=Column(String, nullable=False))
+    rule_id: str = Field(sa_column=Column(String, nullable=False))
+    rule_set_hash: str = Field(sa_column=Column(String, nullable=False))
+    matched: dict[str, Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    first_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    count: int = Field(sa_column=Column(Integer, nullable=False))
+    acknowledged_by: str | None = Field(default=None, sa_column=Column(String))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    resolved_by: str | None = Field(default=None, sa_column=Column(String))
+    note: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )
+
+
+class DeadLetter(TableModel, table=True):
+    """A message that could not be decoded or validated, kept byte for byte with the reason."""
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    topic: str = Field(sa_column=Column(String, nullable=False))
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+action_table: Table = Action.__table__  # type: ignore[attr-defined]
+alert_table: Table = Alert.__table__  # type: ignore[attr-defined]
+dead_letter_table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
