@@ -1,0 +1,294 @@
+"""The MQTT edge: receive messages into a bounded queue, acknowledge them after commit, publish.
+
+Persistent MQTT 5 session, manual QoS 1 acks and TCP backpressure, as measured in delivery.md.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+log = structlog.get_logger(__name__)
+
+# How long a blocked on_message waits before it looks at the stop flag again.
+_PUT_SLICE_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One received message, frozen at once in the network thread."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    generation: int  # the connection it came on: an ack on a later connection would be wrong
+    received_at: datetime  # aware UTC
+
+
+class MqttSource:
+    """Subscribes with a persistent session and hands messages over through a bounded queue.
+
+    A message is acknowledged only when `ack()` is called, after the caller committed its effects;
+    anything not acknowledged is redelivered by the broker on the next connection. When the queue is
+    full, the network thread blocks, which stops reading from the socket: the broker slows down
+    instead of the process growing.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        subscriptions: Sequence[str],
+        username: str | None = None,
+        password: str | None = None,
+        keepalive_s: int = 30,
+        session_expiry_s: int = 604800,
+        queue_size: int = 10000,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        if not client_id:
+            raise ValueError("MqttSource needs a fixed client_id: the session is kept under it")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.subscriptions = tuple(subscriptions)
+        self.keepalive_s = keepalive_s
+        self.session_expiry_s = session_expiry_s
+        self._queue: queue.Queue[Inbound] = queue.Queue(queue_size)
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        # Guards the generation pair and the acks, so no ack is queued on a newer connection.
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._live_generation: int | None = None
+        self._subscribe_mid: int | None = None
+        self._client = self._make_client(username, password, reconnect_min_s, reconnect_max_s)
+
+    def _make_client(
+        self,
+        username: str | None,
+        password: str | None,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
+    ) -> paho.Client:
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        # paho types these as int; fractional seconds work and keep tests quick.
+        client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background and keep reconnecting until `stop()`; returns at once."""
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self.session_expiry_s
+        self._stopping.clear()
+        self._client.connect_async(
+            self.host,
+            self.port,
+            keepalive=self.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+        log.info("mqtt_starting", host=self.host, port=self.port, client_id=self.client_id)
+
+    def stop(self) -> None:
+        """Disconnect (the session stays on the broker) and stop the network thread."""
+        self._stopping.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._mark_disconnected()
+        log.info("mqtt_stopped", client_id=self.client_id, unacked_in_queue=self.queue_depth)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected and subscribed (the SUBACK came); False at the timeout."""
+        return self._connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        """Connected and subscribed: messages published from now on will reach this source."""
+        return self._connected.is_set()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    def get_batch(self, max_items: int, timeout: float) -> list[Inbound]:
+        """Wait up to `timeout` for one message, then take what is queued, up to `max_items`."""
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        try:
+            batch = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < max_items:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def ack(self, items: Sequence[Inbound]) -> None:
+        """Acknowledge committed messages, in the order given (MQTT wants the receive order).
+
+        QoS 0 needs no ack; a message from an earlier connection cannot be acked any more (its
+        packet id may now name another message) and the broker redelivers it instead.
+        """
+        stale = 0
+        with self._lock:
+            for item in items:
+                if item.qos == 0:
+                    continue
+                if item.generation != self._live_generation:
+                    stale += 1
+                    continue
+                self._client.ack(item.mid, item.qos)
+        if stale:
+            log.info("mqtt_ack_skipped_stale", count=stale, generation=self._live_generation)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a message; QoS 1 is sent (again) once connected, even if offline right now."""
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0:
+            log.info("mqtt_publish_queued_offline", topic=topic, mid=info.mid)
+            return
+        log.error("mqtt_publish_failed", topic=topic, qos=qos, error=paho.error_string(info.rc))
+
+    # -- network thread callbacks ---------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt_connect_refused", host=self.host, reason=str(reason_code))
+            return
+        with self._lock:
+            self._generation += 1
+            self._live_generation = self._generation
+        log.info(
+            "mqtt_connected",
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            session_present=flags.session_present,
+            generation=self._generation,
+        )
+        if not self.subscriptions:
+            self._connected.set()
+            return
+        # A session can come back empty (broker crash): subscribe on every connect. `connected`
+        # waits for the SUBACK, so it means "ready to receive".
+        topics = [(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions]
+        _rc, self._subscribe_mid = client.subscribe(topics)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        log.warning("mqtt_connect_failed", host=self.host, port=self.port)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._mark_disconnected()
+        log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
+
+    def _mark_disconnected(self) -> None:
+        with self._lock:
+            self._live_generation = None
+        self._connected.clear()
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        for topic, reason in zip(self.subscriptions, reason_codes, strict=False):
+            if reason.is_failure:
+                log.error("mqtt_subscribe_refused", topic=topic, reason=str(reason))
+        self._connected.set()
+        log.info("mqtt_subscribed", topics=list(self.subscriptions))
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # Brokers refuse such topics; left unacked, it comes back on the next connection.
+            log.error("mqtt_topic_not_utf8", mid=message.mid)
+            return
+        item = Inbound(
+            topic=topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            mid=message.mid,
+            generation=self._generation,
+            received_at=datetime.now(UTC),
+        )
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=_PUT_SLICE_S)
+                return
+            except queue.Full:
+                continue
+        # Stopping: not queued and not acked, so the broker redelivers it to the next session.
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("mqtt_publish_refused", mid=mid, reason=str(reason_code))
