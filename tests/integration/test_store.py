@@ -71,6 +71,13 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield database
 
 
+@pytest.fixture(params=DATABASES[1:])
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """PostgreSQL only: for behaviour SQLite cannot show (its writers never interleave)."""
+    with database_url(request.param, tmp_path) as database:
+        yield database
+
+
 @pytest.fixture
 def store(url: str) -> Iterator[Store]:
     with Store.open(url) as opened:
@@ -215,9 +222,10 @@ def test_concurrent_writers_open_exactly_one_row_per_key(url: str) -> None:
     assert sum(row["count"] for row in rows) == threads * applies
 
 
-def test_writer_that_loses_the_race_to_open_a_key_updates_the_winners_row(url: str) -> None:
-    if url.startswith("sqlite"):
-        pytest.skip("SQLite writers cannot interleave: BEGIN IMMEDIATE serialises them")
+def test_writer_that_loses_the_race_to_open_a_key_updates_the_winners_row(
+    postgres_url: str,
+) -> None:
+    url = postgres_url
     with Store.open(url) as store, open_engine(url).connect() as winner:
         winner_pid = int(winner.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         winner.execute(insert(action_table), _open_row(BEARINGS))  # not committed yet
