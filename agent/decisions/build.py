@@ -1,0 +1,167 @@
+"""From a rule and the facts it matched to decisions: evaluate parameters, name dedup keys.
+
+Pure: facts and a time in, `ActionDecision`/`AlertDecision` values out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from agent.model import ActionDecision, AlertDecision, Decision, Fact, Value
+from agent.rulebook import expr
+from agent.rulebook.rules import ActionSpec, Param, Rule
+
+log = structlog.get_logger(__name__)
+
+# What a buyer needs on a purchase request, copied from the item's fact when known.
+_ITEM_DETAILS = ("supplier", "unit", "unit_cost")
+
+
+def field_resolver(facts: Mapping[str, Fact]) -> expr.Resolver:
+    """Resolve `alias.field` (or `field`, in a one-alias rule) against matched facts."""
+    only = next(iter(facts.values())) if len(facts) == 1 else None
+
+    def resolve(ref: expr.Field) -> Any:
+        fact = facts.get(ref.alias) if ref.alias is not None else only
+        if fact is None:
+            return None
+        return fact.fields.get(ref.name)
+
+    return resolve
+
+
+def conditions_hold(rule: Rule, facts: Mapping[str, Fact]) -> bool:
+    """The whole `when` of a rule, checked in Python on the tuple the engine proposed."""
+    for condition in rule.conditions:
+        fact = facts.get(condition.alias)
+        if fact is None or fact.kind != condition.kind:
+            return False
+        own = _own_resolver(condition.alias, facts)
+        if not expr.holds(condition.expr, own):
+            return False
+    return True
+
+
+def _own_resolver(alias: str, facts: Mapping[str, Fact]) -> expr.Resolver:
+    def resolve(ref: expr.Field) -> Any:
+        fact = facts.get(ref.alias if ref.alias is not None else alias)
+        return None if fact is None else fact.fields.get(ref.name)
+
+    return resolve
+
+
+def decide(
+    rule: Rule, facts: Mapping[str, Fact], at: datetime, rule_set_hash: str
+) -> list[Decision]:
+    """The decisions a matched rule makes. An action whose parameters do not evaluate is skipped."""
+    resolve = field_resolver(facts)
+    first = facts[rule.conditions[0].alias]
+    matched = {alias: dict(fact.fields) for alias, fact in facts.items()}
+    decisions: list[Decision] = []
+    for spec in rule.actions:
+        params = {name: _value(param, resolve) for name, param in spec.params.items()}
+        if spec.kind == "alert":
+            key = rule.key.render(resolve) if rule.key else _alert_key(rule, facts)
+            severity = params.get("severity") or rule.severity
+            decisions.append(
+                AlertDecision(
+                    dedup_key=key,
+                    severity=severity,  # type: ignore[arg-type]
+                    message=str(params["message"]),
+                    site=first.site,
+                    subject=first.subject,
+                    rule_id=rule.id,
+                    rule_set_hash=rule_set_hash,
+                    matched=matched,
+                    at=at,
+                )
+            )
+            continue
+        action = _action(spec, params, rule, facts, first, matched, at, rule_set_hash)
+        if action is not None:
+            decisions.append(action)
+    return decisions
+
+
+def _value(param: Param, resolve: expr.Resolver) -> Value:
+    if param.expr is not None:
+        value = expr.evaluate(param.expr, resolve)
+        return value if isinstance(value, (str, int, float, bool, list)) else None
+    if param.template is not None:
+        return param.template.render(resolve)
+    return param.choice
+
+
+def _alert_key(rule: Rule, facts: Mapping[str, Fact]) -> str:
+    first = facts[rule.conditions[0].alias]
+    subjects = "/".join(facts[c.alias].subject for c in rule.conditions)
+    return f"{rule.id}/{first.site}/{subjects}"
+
+
+def _action(
+    spec: ActionSpec,
+    params: dict[str, Value],
+    rule: Rule,
+    facts: Mapping[str, Fact],
+    first: Fact,
+    matched: Mapping[str, Mapping[str, Value]],
+    at: datetime,
+    rule_set_hash: str,
+) -> ActionDecision | None:
+    subject_field = "sku" if spec.kind == "reorder" else "machine"
+    subject = params.get(subject_field)
+    if not isinstance(subject, str) or not subject:
+        log.warning(
+            "action_skipped",
+            rule=rule.id,
+            action=spec.kind,
+            reason=f"{subject_field} did not evaluate to text",
+        )
+        return None
+    if spec.kind == "reorder":
+        quantity = params.get("quantity")
+        if (
+            not isinstance(quantity, (int, float))
+            or isinstance(quantity, bool)
+            or not math.isfinite(quantity)
+            or quantity <= 0
+        ):
+            log.debug("reorder_skipped", rule=rule.id, sku=subject, quantity=quantity)
+            return None
+        params["quantity"] = math.ceil(quantity - 1e-9)
+        params.update(_item_details(subject, facts, params["quantity"]))
+        key = f"reorder/{first.site}/{subject}"
+    elif spec.kind == "work_order":
+        key = f"work_order/{first.site}/{subject}/{params.get('task')}"
+    else:
+        key = f"idle_capacity/{first.site}/{subject}"
+    params = {name: value for name, value in params.items() if value is not None}
+    return ActionDecision(
+        kind=spec.kind,  # type: ignore[arg-type]
+        dedup_key=key,
+        site=first.site,
+        subject=subject,
+        params=params,
+        rule_id=rule.id,
+        rule_set_hash=rule_set_hash,
+        matched=matched,
+        at=at,
+    )
+
+
+def _item_details(sku: str, facts: Mapping[str, Fact], quantity: int) -> dict[str, Value]:
+    for fact in facts.values():
+        if fact.kind == "stock" and fact.subject == sku:
+            details: dict[str, Value] = {
+                name: fact.fields[name] for name in _ITEM_DETAILS if name in fact.fields
+            }
+            cost = fact.fields.get("unit_cost")
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+                details["cost"] = round(cost * quantity, 2)
+            return details
+    return {}
