@@ -1,0 +1,206 @@
+"""The command line: `factory-agent run | rules check | replay | actions | alerts`.
+
+Each command loads settings the same way, maps the agent's errors to a clear message and an exit
+code (0 fine, 1 the thing checked is wrong, 2 the agent cannot start), and never prints a traceback
+for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from agent import __version__
+from agent.config import Settings, load_settings
+from agent.errors import AgentError, RuleError
+from agent.log import configure_logging
+from agent.policy import load_policy
+from agent.report import line, record
+
+EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factory-agent",
+        description="Rule-based inventory and maintenance agent: MQTT in, rules, decisions out.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="settings file (default: config/agent.toml if present)",
+        )
+        return sub
+
+    command("run", "run the agent: subscribe, apply the rules, store decisions")
+
+    rules = commands.add_parser("rules", help="check rule files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    check = rules_commands.add_parser("check", help="validate rule files; exit 1 on any problem")
+    check.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="rule files or folders (default: the configured rules path)",
+    )
+    check.add_argument("--config", type=Path, metavar="FILE")
+
+    replay = command("replay", "feed a recorded .jsonl stream through the rules, print decisions")
+    replay.add_argument("file", type=Path, metavar="FILE.jsonl")
+    replay.add_argument("--rules", type=Path, metavar="DIR", help="rules to use instead")
+    replay.add_argument("--json", action="store_true", help="one JSON object per decision")
+    replay.add_argument(
+        "--db",
+        metavar="URL",
+        default="sqlite://",
+        help="store the decisions in this database (default: in memory)",
+    )
+    replay.add_argument(
+        "--all", action="store_true", help="also print repeats that updated an open decision"
+    )
+
+    for table in ("actions", "alerts"):
+        listing = command(table, f"list {table} from the database")
+        listing.add_argument("--status", help="only this status (e.g. open, firing)")
+        listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except AgentError as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.command == "run":
+        configure_logging(settings.log.level, settings.log.format)
+    else:
+        configure_logging("warning", settings.log.format, stream=sys.stderr)
+    try:
+        handler = {
+            "run": _run,
+            "rules": _rules_check,
+            "replay": _replay,
+            "actions": _list,
+            "alerts": _list,
+        }[args.command]
+        return handler(args, settings)
+    except RuleError as exc:
+        _print_problems(exc)
+        return EXIT_FAILED
+    except AgentError as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _print_problems(exc: RuleError) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.daemon import Daemon
+    from agent.store.repository import Store
+
+    log = structlog.get_logger("agent.cli")
+    try:
+        policy = load_policy(settings)
+    except RuleError as exc:
+        for problem in exc.problems:
+            log.error("rule_problem", problem=str(problem))
+        _print_problems(exc)
+        return EXIT_FAILED
+    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    daemon = Daemon(settings, policy, store)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("agent_stopping", signal=signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return daemon.run()
+    finally:
+        store.close()
+
+
+def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        policy = load_policy(settings, args.paths or None)
+    except RuleError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s) found")
+        return EXIT_INVALID
+    ruleset = policy.ruleset
+    disabled = f", {ruleset.disabled} disabled" if ruleset.disabled else ""
+    print(
+        f"ok: {len(ruleset.rules)} rules{disabled} in {len(ruleset.files)} files "
+        f"(rule set {ruleset.hash})"
+    )
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.replay import replay
+    from agent.store.repository import Store
+
+    policy = load_policy(settings, [args.rules] if args.rules else None)
+    store = Store.open(args.db)
+    try:
+        result = replay(
+            args.file, policy, store, settings.mqtt.topic_prefix, settings.ingest.max_payload_bytes
+        )
+    finally:
+        store.close()
+    for change in result.changes:
+        if not (change.created or args.all):
+            continue
+        rec = record(change.table, change.row)
+        rec["created"] = change.created
+        print(json.dumps(rec, default=str) if args.json else line(rec))
+    rate = result.messages / result.seconds if result.seconds > 0 else 0.0
+    created = sum(1 for change in result.changes if change.created)
+    print(
+        f"replayed {result.messages} messages in {result.seconds:.2f} s ({rate:,.0f}/s): "
+        f"{created} decisions, {result.dead_letters} dead letters",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.store.repository import Store
+
+    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    try:
+        table = "action" if args.command == "actions" else "alert"
+        rows: list[dict[str, Any]] = (
+            store.actions(args.status) if table == "action" else store.alerts(args.status)
+        )
+    finally:
+        store.close()
+    for row in rows:
+        rec = record(table, row)
+        print(json.dumps(rec, default=str) if args.json else line(rec))
+    if not rows and not args.json:
+        print(f"no {args.command}" + (f" with status {args.status}" if args.status else ""))
+    return EXIT_OK
