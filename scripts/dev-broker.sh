@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make sure an MQTT broker answers on 127.0.0.1:1883 for `make run`: use the one running, or
+# start Mosquitto with config/mosquitto.conf (persistence on, queues large enough not to drop).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port="${AGENT_MQTT__PORT:-1883}"
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+if answers; then
+  echo "broker: using the one on 127.0.0.1:$port"
+  exit 0
+fi
+mosquitto_bin="$(command -v mosquitto || true)"
+[ -n "$mosquitto_bin" ] || mosquitto_bin=/usr/sbin/mosquitto
+if [ ! -x "$mosquitto_bin" ]; then
+  echo "broker: none on 127.0.0.1:$port and Mosquitto is not installed: apt-get install -y mosquitto" >&2
+  exit 1
+fi
+mkdir -p data/mosquitto
+"$mosquitto_bin" -d -c config/mosquitto.conf
+for _ in $(seq 50); do
+  if answers; then echo "broker: started Mosquitto on 127.0.0.1:$port (log: data/mosquitto/mosquitto.log)"; exit 0; fi
+  sleep 0.1
+done
+echo "broker: Mosquitto did not start; see data/mosquitto/mosquitto.log" >&2
+exit 1
