@@ -1,14 +1,14 @@
 """The errors factory-agent raises on purpose. Library errors are mapped to these at the edge.
 
-    AgentError
-    ├── ConfigError          a setting is missing, unknown or of the wrong type
-    ├── MasterDataError      items.yaml / machines.yaml cannot be read or is malformed
-    ├── RuleError            a rule file is refused; carries every `RuleProblem` found
-    ├── ExpressionError      an expression does not parse or type-check (has a column)
-    ├── DecodeError          a message payload is refused (becomes a dead letter)
-    ├── EngineError          the rule engine refused or failed on a fact
-    └── StoreError           the database refused a write
-        └── TransitionError  an unknown id or an illegal state change (ack a closed alert)
+AgentError
+├── ConfigError          a setting is missing, unknown or of the wrong type
+├── MasterDataError      items.yaml / machines.yaml cannot be read or is malformed
+├── RuleError            a rule file is refused; carries every `RuleProblem` found
+├── ExpressionError      an expression does not parse or type-check (has a column)
+├── DecodeError          a message payload is refused (becomes a dead letter)
+├── EngineError          the rule engine refused or failed on a fact
+└── StoreError           the database refused a write
+    └── TransitionError  an unknown id or an illegal state change (ack a closed alert)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 MessageKind = Literal["stock", "receipt", "telemetry", "command"]
 FactKind = Literal["stock", "machine"]
