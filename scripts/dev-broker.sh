@@ -16,6 +16,10 @@ if [ ! -x "$mosquitto_bin" ]; then
   exit 1
 fi
 mkdir -p data/mosquitto
+# Started as root, Mosquitto drops to its own user: that user must own its data folder.
+if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+  chown mosquitto: data/mosquitto
+fi
 "$mosquitto_bin" -d -c config/mosquitto.conf
 for _ in $(seq 50); do
   if answers; then echo "broker: started Mosquitto on 127.0.0.1:$port (log: data/mosquitto/mosquitto.log)"; exit 0; fi
