@@ -188,7 +188,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.store.repository import Store
+    from agent.store.repository import Store, json_friendly
 
     store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
     try:
@@ -199,7 +199,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     for row in rows:
-        rec = record(table, row)
+        rec = record(table, json_friendly(row))
         print(json.dumps(rec, default=str) if args.json else line(rec))
     if not rows and not args.json:
         print(f"no {args.command}" + (f" with status {args.status}" if args.status else ""))

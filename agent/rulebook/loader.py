@@ -153,6 +153,7 @@ def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[
     try:
         document = load_yaml(text)
     except YamlProblem as exc:
+        ctx.rule_id = _rule_id_before(text, exc.line)
         ctx.problem(exc.line, exc.reason, "check indentation and quoting around this line")
         return []
     if document is None:
@@ -176,6 +177,18 @@ def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[
         if result is not None and len(ctx.problems) == before:
             parsed.append(result)
     return parsed
+
+
+_ID_LINE = re.compile(r"^\s*(?:-\s*)?id:\s*[\"']?([A-Za-z0-9][A-Za-z0-9_.-]*)")
+
+
+def _rule_id_before(text: str, line: int) -> str:
+    """The id of the rule a line belongs to, read from the text when the YAML does not parse."""
+    for candidate in reversed(text.splitlines()[:line]):
+        m = _ID_LINE.match(candidate)
+        if m:
+            return m.group(1)
+    return ""
 
 
 def _parse_rule(

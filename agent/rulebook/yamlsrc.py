@@ -83,7 +83,10 @@ def load_yaml(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        context = exc.context or ""
+        if context and exc.context_mark and exc.context_mark.line + 1 != line:
+            context += f" (from line {exc.context_mark.line + 1})"
+        reason = ", ".join(part for part in (context, exc.problem or "") if part)
         raise YamlProblem(line, f"YAML: {reason}") from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"YAML: {exc}") from exc

@@ -70,6 +70,7 @@ class AgentProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+        env["PYTHONPATH"] = str(REPO)  # the checkout under test, whatever is installed
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--config", str(self.config)],
             cwd=self.cwd,
