@@ -14,7 +14,7 @@ from agent.rulebook import expr
 # Derived values the world state computes, per fact kind (DESIGN.md §4).
 DERIVED: Mapping[str, Mapping[str, str]] = {
     "stock": {"projected": expr.NUMBER},
-    "machine": {"state_minutes": expr.NUMBER},
+    "machine": {"state_minutes": expr.NUMBER, "state_since": expr.STRING},
 }
 IDENTITY: Mapping[str, Mapping[str, str]] = {
     "stock": {"kind": expr.STRING, "site": expr.STRING, "sku": expr.STRING},

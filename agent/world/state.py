@@ -1,6 +1,8 @@
 """The world as rules see it: one current fact per SKU and per machine, with derived values.
 
-Messages in (already validated), facts out. Pure: the time is the message's, never the clock's.
+Messages in (already validated), facts out; `refresh(now)` recomputes what time alone changes.
+Pure: the time is the message's or the caller's, never the clock's. The per-kind logic lives in
+`stock.py` and `machine.py`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from datetime import datetime
 
 import structlog
 
-from agent.model import Fact, Message, Value
+from agent.model import Fact, Message
+from agent.world.machine import machine_fact, refresh_machine
 from agent.world.masterdata import MasterData
+from agent.world.stock import refresh_stock, stock_fact
 
 log = structlog.get_logger(__name__)
 
@@ -22,7 +26,6 @@ class WorldState:
     def __init__(self, masterdata: MasterData) -> None:
         self._masterdata = masterdata
         self._facts: dict[str, Fact] = {}
-        self._state_since: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -35,17 +38,38 @@ class WorldState:
 
     def apply(self, message: Message) -> Fact | None:
         if message.kind == "stock":
-            return self._replace(self._stock_fact(message))
+            key = f"stock/{message.site}/{message.subject}"
+            previous = self._facts.get(key)
+            if self._is_out_of_order(previous, message):
+                return None
+            return self._replace(
+                stock_fact(previous, message, self._masterdata.item(message.subject))
+            )
         if message.kind == "telemetry":
-            return self._replace(self._machine_fact(message))
+            key = f"machine/{message.site}/{message.subject}"
+            previous = self._facts.get(key)
+            if self._is_out_of_order(previous, message):
+                return None
+            return self._replace(
+                machine_fact(previous, message, self._masterdata.machine(message.subject))
+            )
         return None  # receipts and commands change actions, not facts (yet)
 
-    def _replace(self, fact: Fact | None) -> Fact | None:
-        if fact is not None:
-            self._facts[fact.key] = fact
+    def refresh(self, now: datetime) -> list[Fact]:
+        """Recompute time-derived values (state minutes, ...) at `now`; return changed facts."""
+        changed: list[Fact] = []
+        for fact in list(self._facts.values()):
+            fresh = refresh_stock(fact, now) if fact.kind == "stock" else refresh_machine(fact, now)
+            if fresh is not None:
+                changed.append(self._replace(fresh))
+        return changed
+
+    def _replace(self, fact: Fact) -> Fact:
+        self._facts[fact.key] = fact
         return fact
 
-    def _is_out_of_order(self, previous: Fact | None, message: Message) -> bool:
+    @staticmethod
+    def _is_out_of_order(previous: Fact | None, message: Message) -> bool:
         """An older message must not overwrite a newer state (redeliveries, late gateways)."""
         if previous is None or message.ts >= previous.updated_at:
             return False
@@ -56,45 +80,6 @@ class WorldState:
             fact_ts=previous.updated_at.isoformat(),
         )
         return True
-
-    def _stock_fact(self, message: Message) -> Fact | None:
-        key = f"stock/{message.site}/{message.subject}"
-        if self._is_out_of_order(self._facts.get(key), message):
-            return None
-        payload = message.fields
-        on_hand = payload["on_hand"]
-        on_order = payload.get("on_order")
-        if not isinstance(on_order, (int, float)):
-            on_order = 0
-        fields: dict[str, Value] = {
-            **self._masterdata.item(message.subject),
-            **payload,
-            "kind": "stock",
-            "site": message.site,
-            "sku": message.subject,
-            "on_order": on_order,
-        }
-        if isinstance(on_hand, (int, float)):
-            fields["projected"] = on_hand + on_order
-        return Fact("stock", message.site, message.subject, fields, message.ts)
-
-    def _machine_fact(self, message: Message) -> Fact | None:
-        key = f"machine/{message.site}/{message.subject}"
-        previous = self._facts.get(key)
-        if self._is_out_of_order(previous, message):
-            return None
-        # Telemetry often carries a few metrics at a time: keep the last known value of the rest.
-        merged: dict[str, Value] = dict(previous.fields) if previous else {}
-        merged.update(self._masterdata.machine(message.subject))
-        merged.update(message.fields)
-        merged.update({"kind": "machine", "site": message.site, "machine": message.subject})
-        state = merged.get("state")
-        old_state = previous.fields.get("state") if previous else None
-        if key not in self._state_since or state != old_state:
-            self._state_since[key] = message.ts
-        since = self._state_since[key]
-        merged["state_minutes"] = round((message.ts - since).total_seconds() / 60.0, 3)
-        return Fact("machine", message.site, message.subject, merged, message.ts)
 
     def snapshot(self) -> Mapping[str, Fact]:
         return dict(self._facts)

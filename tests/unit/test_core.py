@@ -133,3 +133,10 @@ def test_an_older_message_does_not_overwrite_newer_state(core: Core) -> None:
     assert core.process([stock("BRG-6204", 1, 5)]) == []
     fact = core.world.get("stock/plant1/BRG-6204")
     assert fact is not None and fact.fields["on_hand"] == 100
+
+
+def test_time_alone_moves_state_minutes(core: Core) -> None:
+    core.process([telemetry("cnc-02", 0, state="idle")])
+    (fact,) = core.world.refresh(T0 + timedelta(minutes=25))
+    assert fact.fields["state_minutes"] == 25
+    assert core.world.refresh(T0 + timedelta(minutes=25)) == []
