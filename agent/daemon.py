@@ -64,7 +64,9 @@ class Daemon:
             reconnect_min_s=mqtt.reconnect_min_s,
             reconnect_max_s=mqtt.reconnect_max_s,
         )
-        self.outbox = Outbox(settings.notify, settings.mqtt.topic_prefix, SystemClock())
+        self.outbox = Outbox(
+            settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
+        )
         self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()

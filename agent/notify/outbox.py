@@ -52,8 +52,11 @@ class Due:
 class Outbox:
     """Writes and reads outbox rows; holds no connection of its own (the caller's transaction)."""
 
-    def __init__(self, settings: NotifySettings, topic_prefix: str, clock: Clock) -> None:
+    def __init__(
+        self, settings: NotifySettings, topic_prefix: str, clock: Clock, owner: str = "agent"
+    ) -> None:
         self.settings = settings
+        self.owner = owner  # who claims rows: the agent's MQTT client id, unique per agent
         self.topic_prefix = topic_prefix
         self.clock = clock
         self.routes: dict[str, RouteSettings] = {route.name: route for route in settings.routes}
@@ -280,7 +283,10 @@ class Outbox:
         statement = (
             update(outbox_table)
             .where(outbox_table.c.id.in_(ids), claimable)
-            .values(claimed_until=now + timedelta(seconds=self.settings.claim_s))
+            .values(
+                claimed_until=now + timedelta(seconds=self.settings.claim_s),
+                claimed_by=self.owner,
+            )
             .returning(*outbox_table.c)
         )
         rows = connection.execute(statement).mappings().all()
@@ -346,6 +352,15 @@ class Outbox:
         else:
             values["not_before"] = retry_at
         connection.execute(update(outbox_table).where(outbox_table.c.id.in_(ids)).values(values))
+
+    def release_own_claims(self, connection: Connection) -> int:
+        """At start: rows this agent claimed before it stopped or was killed are free again."""
+        result = connection.execute(
+            update(outbox_table)
+            .where(outbox_table.c.claimed_by == self.owner, outbox_table.c.status == "pending")
+            .values(claimed_until=None)
+        )
+        return int(result.rowcount or 0)
 
     def release(self, connection: Connection, ids: Sequence[int]) -> None:
         """Give claimed rows back untried (e.g. MQTT is not connected right now)."""

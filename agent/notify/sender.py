@@ -176,6 +176,17 @@ class Sender:
 
     # -- the thread ---------------------------------------------------------------------------
 
+    def _release_own_claims(self) -> bool:
+        try:
+            with self._engine.begin() as connection:
+                count = self.outbox.release_own_claims(connection)
+        except SQLAlchemyError as exc:
+            log.error("notify_sender_store_failed", error=str(exc).splitlines()[0])
+            return False
+        if count:
+            log.info("notify_claims_released", count=count)
+        return True
+
     def wake(self) -> None:
         """Look at the outbox now (new rows were committed)."""
         self._wake.set()
@@ -193,11 +204,20 @@ class Sender:
 
     def _loop(self) -> None:
         log.info("notify_sender_started", channels=sorted(self.settings.channels))
+        released = False
         while not self._stop.is_set():
+            if not released:
+                released = self._release_own_claims()
+                if not released:
+                    self._wake.wait(self.settings.poll_s)
+                    continue
             try:
                 tried = self.run_once()
             except SQLAlchemyError as exc:
                 log.error("notify_sender_store_failed", error=str(exc).splitlines()[0])
+                tried = 0
+            except Exception as exc:  # the sender outlives any one bad row; the row stays
+                log.exception("notify_sender_failed", error=str(exc))
                 tried = 0
             if tried:
                 continue

@@ -201,6 +201,7 @@ class Outbox(TableModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     not_before: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     last_error: str = Field(
         default="", sa_column=Column(Text, nullable=False, default="", server_default="")
