@@ -133,6 +133,18 @@ def _split_names(value: Any) -> Any:
     return value
 
 
+def _json_text(value: Any) -> Any:
+    # From the environment a table or list arrives as JSON text.
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        import json
+
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    return value
+
+
 Names = Annotated[list[str], BeforeValidator(_split_names)]
 _QUIET_HOURS: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -187,8 +199,8 @@ class RouteSettings(_Section):
 
 class NotifySettings(_Section):
     # name -> apprise URL; `${NAME}` in a URL is read from the environment when sending.
-    channels: dict[str, Text] = {}
-    routes: list[RouteSettings] = []
+    channels: Annotated[dict[str, Text], BeforeValidator(_json_text)] = {}
+    routes: Annotated[list[RouteSettings], BeforeValidator(_json_text)] = []
     publish_mqtt: bool = True
     retry_min_s: Annotated[Number, Field(gt=0)] = 5.0
     retry_max_s: Annotated[Number, Field(gt=0)] = 900.0
