@@ -195,11 +195,11 @@ class MqttSource:
         log.error("mqtt_publish_failed", topic=topic, qos=qos, error=paho.error_string(info.rc))
         return info
 
-    def publish_acknowledged(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool:
-        """Publish at QoS 1 while connected and wait for the broker's PUBACK; False if offline,
-        refused or not acknowledged in time (the caller retries: QoS 1 is at least once)."""
+    def publish_acknowledged(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool | None:
+        """Publish at QoS 1 while connected and wait for the broker's PUBACK: True when it came,
+        False if refused or not in time, None (nothing sent) while not connected."""
         if not self.connected:
-            return False
+            return None
         info = self.publish(topic, payload, qos=1)
         try:
             info.wait_for_publish(timeout)

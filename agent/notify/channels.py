@@ -62,7 +62,10 @@ def send(channel: str, url: str, title: str, body: str, notification_id: str) ->
             False, f"channel {channel}: apprise does not understand its URL", permanent=True
         )
     with apprise.LogCapture(level=logging.WARNING) as captured:
-        result = notifier.notify(title=title, body=body)
+        try:
+            result = notifier.notify(title=title, body=body)
+        except Exception as exc:  # a plugin's bug must cost one attempt, not the sender
+            return Delivery(False, f"channel {channel}: {type(exc).__name__}: {exc}")
     if result:
         return Delivery(True)
     lines = [line for line in captured.getvalue().splitlines() if line.strip()]

@@ -169,16 +169,20 @@ class Outbox:
     def schedule_repeats(self, connection: Connection) -> int:
         """Re-notify firing, unacknowledged alerts whose `repeat_s` has passed since they were
         last told on a route and channel (and nothing for them is still waiting there)."""
+        if not self.routes:
+            return 0
         now = self.clock.now()
+        told = _told(connection)
+        if not told:
+            return 0
         alerts = connection.execute(
-            select(alert_table).where(
-                alert_table.c.status == "firing", alert_table.c.repeat_s.is_not(None)
-            )
+            select(alert_table).where(alert_table.c.id.in_(sorted({id for id, _, _ in told})))
         ).mappings()
         rows: list[dict[str, Any]] = []
         for alert in alerts:
-            told = _told(connection, int(alert["id"]))
-            for (route_name, channel), (last, waiting, number) in told.items():
+            for (alert_id, route_name, channel), (last, waiting, number) in told.items():
+                if alert_id != alert["id"]:
+                    continue
                 route = self.routes.get(route_name)
                 due = last + timedelta(seconds=float(alert["repeat_s"]))
                 if route is None or waiting or due > now:
@@ -393,33 +397,35 @@ def _was_told(connection: Connection, alert_id: int, route: RouteSettings, chann
     return bool(found)
 
 
-Told = dict[tuple[str, str], tuple[datetime, bool, int]]
+Told = dict[tuple[int, str, str], tuple[datetime, bool, int]]
 
 
-def _told(connection: Connection, alert_id: int) -> Told:
-    """Per (route, channel): when the alert was last told, whether a message still waits, and
-    the number the next repeat gets."""
+def _told(connection: Connection) -> Told:
+    """For firing alerts with a repeat interval, per (alert, route, channel): when the alert
+    was last told, whether a message still waits, and the number the next repeat gets. One
+    query, whatever the number of alerts."""
     rows = connection.execute(
         select(
+            outbox_table.c.ref_id,
             outbox_table.c.route,
             outbox_table.c.channel,
             outbox_table.c.status,
             outbox_table.c.created_at,
-        ).where(
+        )
+        .join(alert_table, alert_table.c.id == outbox_table.c.ref_id)
+        .where(
             outbox_table.c.ref_table == "alert",
-            outbox_table.c.ref_id == alert_id,
             outbox_table.c.channel != MQTT,
             outbox_table.c.event.in_(FIRING_EVENTS),
+            alert_table.c.status == "firing",
+            alert_table.c.repeat_s.is_not(None),
         )
     )
     told: Told = {}
-    for route, channel, status, created_at in rows:
-        last, waiting, number = told.get((route, channel), (created_at, False, 0))
-        told[(route, channel)] = (
-            max(last, created_at),
-            waiting or status == "pending",
-            number + 1,
-        )
+    for alert_id, route, channel, status, created_at in rows:
+        key = (int(alert_id), route, channel)
+        last, waiting, number = told.get(key, (created_at, False, 0))
+        told[key] = (max(last, created_at), waiting or status == "pending", number + 1)
     return told
 
 

@@ -22,8 +22,9 @@ from agent.notify.outbox import FIRING_EVENTS, MQTT, Due, Outbox
 
 log = structlog.get_logger(__name__)
 
-# (topic, JSON payload) -> True once the broker acknowledged it (QoS 1).
-Publish = Callable[[str, bytes], bool]
+# (topic, JSON payload) -> True once the broker acknowledged it (QoS 1), False if it did not
+# in time, None when not connected (the row waits without counting an attempt).
+Publish = Callable[[str, bytes], bool | None]
 SendFn = Callable[[str, str, str, str, str], Delivery]
 
 
@@ -128,8 +129,13 @@ class Sender:
             with self._engine.begin() as connection:
                 self.outbox.release(connection, [due.id])
             return 0
-        if not self._publish(due.topic, due.body.encode()):
-            # Not connected or no PUBACK in time: try again later (QoS 1 is at least once).
+        acknowledged = self._publish(due.topic, due.body.encode())
+        if acknowledged is None:
+            with self._engine.begin() as connection:
+                self.outbox.release(connection, [due.id])
+            return 0
+        if not acknowledged:
+            # No PUBACK in time: try again later (QoS 1 is at least once anyway).
             with self._engine.begin() as connection:
                 retry = self._retry_at([due], Delivery(False, "mqtt not acknowledged"))
                 self.outbox.mark_failed(
@@ -228,6 +234,8 @@ class Sender:
 
 def _silenced(due: Due, statuses: dict[int, str]) -> bool:
     """A firing or repeat message for an alert someone acknowledged (or that resolved) since."""
-    if due.ref_table != "alert" or due.event not in FIRING_EVENTS or due.ref_id is None:
+    if due.channel == MQTT or due.ref_table != "alert" or due.ref_id is None:
+        return False  # publications report every status, stale or not
+    if due.event not in FIRING_EVENTS:
         return False
     return statuses.get(due.ref_id, "firing") not in ("firing",)

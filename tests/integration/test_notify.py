@@ -3,6 +3,7 @@ database, on a simulated clock: what arrives, how often, and when."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -273,3 +274,31 @@ def test_webhooks_carry_the_notification_id_for_receivers_to_drop_duplicates(
     (got,) = webhook.received.wait_for(1, timeout=5)
     assert got["headers"]["X-Token"] == "s3cret"
     assert got["headers"]["X-Factory-Agent-Notification"] == "ops/chat/alert/1/firing"
+
+
+def test_publications_wait_while_mqtt_is_down_without_using_up_attempts(store: Store) -> None:
+    rig = Rig(store, {})
+    settings = rig.settings.model_copy(update={"publish_mqtt": True})
+    rig.outbox = Outbox(settings, "factory", rig.clock)
+    broker_up: list[bool] = [False]
+    published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(topic: str, payload: bytes) -> bool | None:
+        if not broker_up[0]:
+            return None
+        published.append((topic, json.loads(payload)))
+        return True
+
+    rig.sender = Sender(store.engine, rig.outbox, publish=publish)
+    alert = rig.fire("press-01")
+    for _ in range(20):
+        rig.later(60)
+    assert [(r["status"], r["attempts"]) for r in rig.rows()] == [("pending", 0)]
+    broker_up[0] = True
+    rig.command("ack", alert)
+    rig.later(0)
+    assert [(t, p["status"], p["id"]) for t, p in published] == [
+        ("factory/plant1/agent/alerts", "firing", alert),
+        ("factory/plant1/agent/alerts", "acknowledged", alert),
+    ]
+    assert {r["status"] for r in rig.rows()} == {"sent"}
