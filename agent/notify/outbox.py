@@ -8,9 +8,10 @@ sender (`sender.py`) claims due rows and records how each delivery went.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -28,6 +29,8 @@ from agent.store.tables import alert_table, outbox_table
 log = structlog.get_logger(__name__)
 
 MQTT = "mqtt"
+# Keys per "which are in the outbox already?" query: below SQLite's bound-parameter limit.
+_KEYS_PER_QUERY = 500
 # Events whose message says "this is firing": repeats look back at these.
 FIRING_EVENTS = ("firing", "repeat")
 
@@ -69,23 +72,39 @@ class Outbox:
     # -- writing, inside the caller's transaction -----------------------------------------------
 
     def on_changes(self, connection: Connection, changes: Sequence[StoredChange]) -> None:
-        """The store's change hook: outbox rows for what `changes` made new or different."""
+        """The store's change hook: outbox rows for what `changes` made new or different.
+
+        Most changes are repeats of an open row, already told: their keys are looked up in one
+        query first, so only news is rendered and inserted.
+        """
         now = self.clock.now()
-        rows: list[dict[str, Any]] = []
+        wanted: dict[str, Callable[[], dict[str, Any] | None]] = {}
         for change in changes:
             if self.settings.publish_mqtt:
-                rows.append(self._publication(change, now))
-            rows.extend(self._notifications(connection, change, now))
-        self._insert(connection, rows)
+                key = f"{MQTT}/{change.table}/{change.id}/{change.row['status']}"
+                wanted.setdefault(key, partial(self._publication, key, change, now))
+            event = _event(change)
+            if event is None or not self.routes:
+                continue
+            for route in matching(self.settings.routes, subject_of(change.table, change.row)):
+                if event == "resolved" and not route.send_resolved:
+                    continue
+                for channel in route.channels:
+                    key = _notice_key(route, channel, change, event)
+                    build = partial(self._notice, connection, route, channel, change, event, now)
+                    wanted.setdefault(key, build)
+        known = _existing_keys(connection, list(wanted))
+        rows = [build() for key, build in wanted.items() if key not in known]
+        self._insert(connection, [row for row in rows if row is not None])
 
-    def _publication(self, change: StoredChange, now: datetime) -> dict[str, Any]:
+    def _publication(self, key: str, change: StoredChange, now: datetime) -> dict[str, Any]:
         # One publication per status a row reaches: count bumps of an open row are not news.
         row = change.row
         rec = record(change.table, row)
         rec["previous_id"] = row.get("previous_id")
         folder = "alerts" if change.table == "alert" else "actions"
         return self._row(
-            dedup_key=f"{MQTT}/{change.table}/{change.id}/{row['status']}",
+            dedup_key=key,
             channel=MQTT,
             route="",
             event=str(row["status"]),
@@ -98,22 +117,18 @@ class Outbox:
             not_before=now,
         )
 
-    def _notifications(
-        self, connection: Connection, change: StoredChange, now: datetime
-    ) -> list[dict[str, Any]]:
-        event = _event(change)
-        if event is None or not self.routes:
-            return []
-        rows: list[dict[str, Any]] = []
-        subject = subject_of(change.table, change.row)
-        for route in matching(self.settings.routes, subject):
-            if event == "resolved" and not route.send_resolved:
-                continue
-            for channel in route.channels:
-                if event == "resolved" and not _was_told(connection, change.id, route, channel):
-                    continue
-                rows.append(self.notification(connection, route, channel, change, event, now))
-        return rows
+    def _notice(
+        self,
+        connection: Connection,
+        route: RouteSettings,
+        channel: str,
+        change: StoredChange,
+        event: str,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        if event == "resolved" and not _was_told(connection, change.id, route, channel):
+            return None  # never told it fired (e.g. resolved while pending): nothing to undo
+        return self.notification(connection, route, channel, change, event, now)
 
     def notification(
         self,
@@ -127,9 +142,8 @@ class Outbox:
     ) -> dict[str, Any]:
         title, body = render(change.table, change.row, event, self.topic_prefix)
         severity = change.row.get("severity")
-        suffix = f"/{number}" if number else ""
         return self._row(
-            dedup_key=f"{route.name}/{channel}/{change.table}/{change.id}/{event}{suffix}",
+            dedup_key=_notice_key(route, channel, change, event, number),
             channel=channel,
             route=route.name,
             event=event,
@@ -379,6 +393,22 @@ def _event(change: StoredChange) -> str | None:
     if change.table == "alert":
         return status if status in ("firing", "resolved") else None
     return "opened" if change.created and status == "open" else None
+
+
+def _notice_key(
+    route: RouteSettings, channel: str, change: StoredChange, event: str, number: int = 0
+) -> str:
+    suffix = f"/{number}" if number else ""
+    return f"{route.name}/{channel}/{change.table}/{change.id}/{event}{suffix}"
+
+
+def _existing_keys(connection: Connection, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        statement = select(outbox_table.c.dedup_key).where(outbox_table.c.dedup_key.in_(chunk))
+        found.update(connection.scalars(statement))
+    return found
 
 
 def _was_told(connection: Connection, alert_id: int, route: RouteSettings, channel: str) -> bool:
