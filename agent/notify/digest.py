@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -79,6 +80,14 @@ class DigestSchedule:
         scheduler.start()
         self._scheduler = scheduler
         log.info("digest_scheduled", routes=[route.name for route in routes])
+
+    def next_runs(self) -> dict[str, datetime]:
+        """When each route's next digest is due (empty when not started)."""
+        if self._scheduler is None:
+            return {}
+        return {
+            job.id.removeprefix("digest-"): job.next_run_time for job in self._scheduler.get_jobs()
+        }
 
     def stop(self) -> None:
         if self._scheduler is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -251,6 +252,21 @@ def test_the_digest_lists_open_alerts_and_goes_out_through_the_outbox(
     (digest,) = webhook.received.wait_for(1, timeout=5)
     assert digest["body"]["title"] == "Digest (ops): 1 alerts, 0 actions open"
     assert "#1 critical press-01" in digest["body"]["message"]
+
+
+def test_digests_are_scheduled_on_each_route_cron_in_its_timezone(store: Store) -> None:
+    rig = Rig(
+        store, {"chat": "json://127.0.0.1:9/x"}, digest_cron="30 6 * * 1-5", timezone="Asia/Tokyo"
+    )
+    schedule = DigestSchedule(store, rig.outbox, lambda: None)
+    schedule.start()
+    try:
+        ((name, when),) = schedule.next_runs().items()
+    finally:
+        schedule.stop()
+    assert name == "ops"
+    local = when.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert (local.hour, local.minute, local.weekday() < 5) == (6, 30, True)
 
 
 def test_unknown_ids_and_illegal_transitions_are_refused(store: Store) -> None:
