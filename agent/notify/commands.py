@@ -59,7 +59,7 @@ def from_message(message: Message, allowed_by: Sequence[str]) -> Command:
     fields = message.fields
     by = str(fields.get("by", ""))
     if allowed_by and by not in allowed_by:
-        raise TransitionError(f"command from {by!r} refused: not in commands.allowed_by")
+        raise TransitionError(f"{by!r} is not in commands.allowed_by")
     target = fields.get("type")
     return command(
         str(fields.get("command")),

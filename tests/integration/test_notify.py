@@ -231,13 +231,14 @@ def test_alerts_within_the_group_window_go_out_as_one_message(store: Store, smtp
     assert {r["status"] for r in rig.rows()} == {"sent"}
 
 
-def test_routes_filter_by_severity_site_rule_kind_and_tags(
+def test_an_alert_no_route_matches_writes_nothing_to_send(
     store: Store, webhook: WebhookSink
 ) -> None:
     rig = Rig(
         store, {"chat": webhook.url()}, severity=["critical"], site=["plant2"], kind=["alert"]
     )
-    rig.fire("press-01")  # plant1: no route
+    rig.fire("press-01")  # plant1: the route wants plant2
+    rig.fire("press-02", severity="warning")
     assert rig.rows() == []
 
 

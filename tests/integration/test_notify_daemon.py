@@ -190,7 +190,7 @@ def test_mqtt_commands_acknowledge_refuse_and_changes_are_published(
         assert reasons == [
             "command refused: action 999 does not exist; cannot done",
             f"command refused: alert {alert['id']} is acknowledged; cannot ack",
-            "command refused: command from 'eve' refused: not in commands.allowed_by",
+            "command refused: 'eve' is not in commands.allowed_by",
         ]
         assert store.alerts()[0]["acknowledged_by"] == "ann"
         with arrived:
