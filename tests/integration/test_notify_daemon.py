@@ -188,9 +188,9 @@ def test_mqtt_commands_acknowledge_refuse_and_changes_are_published(
         letters = poll(lambda: len(store.dead_letters()) == 3 and store.dead_letters(), 10, "3")
         reasons = sorted(letter["reason"] for letter in letters)
         assert reasons == [
+            "command refused: 'eve' is not in commands.allowed_by",
             "command refused: action 999 does not exist; cannot done",
             f"command refused: alert {alert['id']} is acknowledged; cannot ack",
-            "command refused: 'eve' is not in commands.allowed_by",
         ]
         assert store.alerts()[0]["acknowledged_by"] == "ann"
         with arrived:
