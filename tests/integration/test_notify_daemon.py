@@ -124,9 +124,10 @@ def test_100_alerts_arrive_once_each_with_the_agent_killed_twice_during_delivery
     twice = sorted(key for key, n in arrivals.items() if n > 1)
     print(f"100 alerts, 2 kills: {sum(arrivals.values())} arrivals, doubled: {twice}")
     assert len(store.alerts()) == 100
-    assert len(arrivals) == 100
-    assert max(arrivals.values()) <= 2
-    assert len(twice) <= 2  # only the message in flight at each kill
+    assert len(arrivals) == 100  # none lost
+    # Each kill fell between a send and its record: that one message, and only it, went again.
+    assert sum(arrivals.values()) == 102
+    assert max(arrivals.values()) == 2
 
 
 def test_an_alert_fired_while_smtp_is_down_arrives_once_when_it_is_back(
