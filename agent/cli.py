@@ -1,4 +1,4 @@
-"""The command line: `factory-agent run | rules check | replay | actions | alerts`.
+"""The command line: `factory-agent run | rules check | replay | actions | alerts | ack | ...`.
 
 Each command loads settings the same way, maps the agent's errors to a clear message and an exit
 code (0 fine, 1 the thing checked is wrong, 2 the agent cannot start), and never prints a traceback
@@ -78,7 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
         listing = command(table, f"list {table} from the database")
         listing.add_argument("--status", help="only this status (e.g. open, firing)")
         listing.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    for name, does in _COMMANDS.items():
+        change = command(name, does)
+        change.add_argument(
+            "target",
+            nargs="+",
+            metavar="[alert|action] ID",
+            help="what to change, e.g. `alert 12` or `action 7` (the word may be left out)",
+        )
+        change.add_argument("--by", default=_user(), help="who does it (default: $USER)")
+        change.add_argument("--note", default="", help="a note kept on the row")
     return parser
+
+
+_COMMANDS = {
+    "ack": "acknowledge an alert (default) or an action: no more reminders",
+    "resolve": "resolve an alert",
+    "done": "close an action as done",
+    "cancel": "close an action as cancelled",
+}
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "replay": _replay,
             "actions": _list,
             "alerts": _list,
+            **dict.fromkeys(_COMMANDS, _change),
         }[args.command]
         return handler(args, settings)
     except RuleError as exc:
@@ -107,6 +136,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         print(f"factory-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _change(args: argparse.Namespace, settings: Settings) -> int:
+    """`ack|resolve|done|cancel [alert|action] ID`: the same transition as the MQTT command;
+    the outbox rows it causes (MQTT publication, resolved notice) go out with the daemon."""
+    from agent.clock import SystemClock
+    from agent.errors import TransitionError
+    from agent.notify import commands
+    from agent.notify.outbox import Outbox
+    from agent.store.repository import Store, json_friendly
+
+    try:
+        target, id = _target(args.target)
+        cmd = commands.command(args.command, id, args.by, args.note, target)
+    except TransitionError as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    clock = SystemClock()
+    outbox = Outbox(settings.notify, settings.mqtt.topic_prefix, clock)
+    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    try:
+        hook = outbox.on_changes if outbox.active else None
+        row = commands.apply(store, cmd, clock.now(), hook)
+    except TransitionError as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        store.close()
+    print(line(record(cmd.target, json_friendly(row))))
+    return EXIT_OK
+
+
+def _target(words: list[str]) -> tuple[str | None, int]:
+    from agent.errors import TransitionError
+
+    if len(words) == 1:
+        words = ["", words[0]]
+    if len(words) != 2 or words[0] not in ("", "alert", "action"):
+        raise TransitionError(f"expected [alert|action] ID, got {' '.join(words).strip()!r}")
+    try:
+        id = int(words[1])
+    except ValueError:
+        raise TransitionError(f"expected a number as the id, got {words[1]!r}") from None
+    if id < 1:
+        raise TransitionError(f"ids start at 1, got {id}")
+    return words[0] or None, id
 
 
 def _print_problems(exc: RuleError) -> None:

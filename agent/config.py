@@ -29,7 +29,7 @@ from agent.errors import ConfigError
 
 DEFAULT_CONFIG_FILE: Final = Path("config/agent.toml")
 ENV_PREFIX: Final = "AGENT_"
-_SECRET_KEYS: Final = frozenset({"mqtt.password"})
+_SECRET_KEYS: Final = frozenset({"mqtt.password", "notify.channels"})
 
 
 def _refuse_bool(expected: str) -> BeforeValidator:
@@ -126,6 +126,112 @@ class LogSettings(_Section):
     format: Format = "auto"
 
 
+def _split_names(value: Any) -> Any:
+    # From the environment a list arrives as "alice,bob".
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+def _json_text(value: Any) -> Any:
+    # From the environment a table or list arrives as JSON text.
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        import json
+
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    return value
+
+
+Names = Annotated[list[str], BeforeValidator(_split_names)]
+_QUIET_HOURS: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class RouteSettings(_Section):
+    """Which decisions go to which channels: every route that matches sends (no first-match)."""
+
+    name: Text
+    channels: Annotated[list[Text], Field(min_length=1)]
+    severity: list[Literal["info", "warning", "critical"]] = []
+    kind: list[Literal["alert", "reorder", "work_order", "idle_capacity"]] = []
+    site: list[Text] = []
+    rule: list[Text] = []
+    tags: list[Text] = []
+    send_resolved: bool = True
+    quiet_hours: str | None = None
+    timezone: Text = "UTC"
+    group_window_s: Annotated[Number, Field(ge=0)] = 0.0
+    digest_cron: str | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is not None and not _QUIET_HOURS.match(value):
+            raise ValueError("expected HH:MM-HH:MM in the route's timezone, e.g. '22:00-06:00'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Berlin')") from exc
+        return value
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab line (minute hour day month weekday): {exc}") from exc
+        return value
+
+
+class NotifySettings(_Section):
+    # name -> apprise URL; `${NAME}` in a URL is read from the environment when sending.
+    channels: Annotated[dict[str, Text], BeforeValidator(_json_text)] = {}
+    routes: Annotated[list[RouteSettings], BeforeValidator(_json_text)] = []
+    publish_mqtt: bool = True
+    retry_min_s: Annotated[Number, Field(gt=0)] = 5.0
+    retry_max_s: Annotated[Number, Field(gt=0)] = 900.0
+    max_attempts: Annotated[Int, Field(ge=1)] = 12
+    poll_s: Annotated[Number, Field(gt=0)] = 1.0
+    claim_s: Annotated[Number, Field(gt=0)] = 120.0
+
+    @model_validator(mode="after")
+    def _routes_name_channels(self) -> NotifySettings:
+        names: set[str] = set()
+        for route in self.routes:
+            if route.name in names:
+                raise ValueError(f"notify.routes: two routes are named {route.name!r}")
+            names.add(route.name)
+            for channel in route.channels:
+                if channel not in self.channels:
+                    known = ", ".join(self.channels) or "none defined"
+                    raise ValueError(
+                        f"notify.routes: route {route.name!r} sends to unknown channel "
+                        f"{channel!r} (notify.channels: {known})"
+                    )
+        if "mqtt" in self.channels:
+            raise ValueError("notify.channels: 'mqtt' is reserved for the agent's publications")
+        return self
+
+
+class CommandsSettings(_Section):
+    # Names allowed in a command's `by` (empty: everyone the broker lets publish commands).
+    allowed_by: Names = []
+
+
 class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -133,6 +239,8 @@ class Settings(_Section):
     masterdata: MasterDataSettings = MasterDataSettings()
     ingest: IngestSettings = IngestSettings()
     log: LogSettings = LogSettings()
+    notify: NotifySettings = NotifySettings()
+    commands: CommandsSettings = CommandsSettings()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 from agent.adapters.mqtt import Inbound, MqttSource
+from agent.clock import SystemClock
 from agent.config import Settings
 from agent.core import Core
-from agent.errors import StoreError
+from agent.errors import StoreError, TransitionError
 from agent.ingest.topics import TopicMap
-from agent.model import Outcome
+from agent.model import Message, Outcome, Rejected
+from agent.notify import commands
+from agent.notify.digest import DigestSchedule
+from agent.notify.outbox import Outbox
+from agent.notify.sender import Sender
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
-from agent.store.repository import Store, StoredChange
+from agent.store.repository import ChangeHook, Store, StoredChange
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +64,11 @@ class Daemon:
             reconnect_min_s=mqtt.reconnect_min_s,
             reconnect_max_s=mqtt.reconnect_max_s,
         )
+        self.outbox = Outbox(
+            settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
+        )
+        self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
+        self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -74,6 +85,8 @@ class Daemon:
             database=_safe_url(self.settings.database.url),
         )
         self.source.start()
+        self.sender.start()
+        self.digests.start()
         batch_size = self.settings.ingest.batch_size
         wait_s = self.settings.ingest.batch_wait_ms / 1000.0
         try:
@@ -82,6 +95,8 @@ class Daemon:
                 if batch:
                     self._handle(batch)
         finally:
+            self.digests.stop()
+            self.sender.stop()
             self.source.stop()
             self.pipeline.core.close()
             log.info("agent_stopped")
@@ -92,17 +107,62 @@ class Daemon:
         changes = self._commit(outcome)
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
+        if outcome.commands and not self._apply_commands(outcome.commands):
+            return
         self.source.ack(batch)
+        self.sender.wake()
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
             _log_change(change)
 
-    def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
+    def _apply_commands(self, received: list[Message]) -> bool:
+        """Apply people's commands (after the batch's decisions); refused ones become dead
+        letters with the reason. False when stopping with the database down (no ack)."""
+        hook = self.outbox.on_changes if self.outbox.active else None
+        refused: list[Rejected] = []
+        for message in received:
+            try:
+                command = commands.from_message(message, self.settings.commands.allowed_by)
+                row = self._transition(command, message, hook)
+                if row is None:
+                    return False
+            except TransitionError as exc:
+                refused.append(commands.refused(message, str(exc)))
+                log.warning("command_refused", topic=message.topic, reason=str(exc))
+                continue
+            log.info(
+                "command_applied",
+                command=command.command,
+                table=command.target,
+                id=command.id,
+                by=command.by,
+                status=row["status"],
+            )
+        return not refused or self._commit(Outcome(rejected=refused)) is not None
+
+    def _transition(
+        self, command: commands.Command, message: Message, hook: ChangeHook | None
+    ) -> dict[str, Any] | None:
+        """Apply one command, retrying while the database is down; None when stopping."""
         delay = RETRY_MIN_S
         while True:
             try:
-                return self.store.apply(outcome)
+                return commands.apply(self.store, command, message.received_at, hook)
+            except TransitionError:
+                raise
+            except StoreError as exc:
+                log.error("store_failed", error=str(exc), retry_in_s=delay, command=command.command)
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
+        hook = self.outbox.on_changes if self.outbox.active else None
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                return self.store.apply(outcome, hook)
             except StoreError as exc:
                 log.error(
                     "store_failed",

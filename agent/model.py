@@ -98,6 +98,7 @@ class AlertDecision:
     rule_set_hash: str
     matched: Mapping[str, Mapping[str, Value]]
     at: datetime
+    repeat_s: float | None = None
 
 
 Decision = ActionDecision | AlertDecision
@@ -105,7 +106,9 @@ Decision = ActionDecision | AlertDecision
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the core made of a batch: decisions to store, messages to dead-letter."""
+    """What the core made of a batch: decisions to store, messages to dead-letter, and the
+    commands (ack, resolve, ...) people sent, which change stored rows without the rules."""
 
     decisions: list[Decision] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    commands: list[Message] = field(default_factory=list)

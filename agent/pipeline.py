@@ -36,6 +36,7 @@ class Pipeline:
     def run(self, batch: Sequence[Raw]) -> Outcome:
         decisions: list[Decision] = []
         rejected: list[Rejected] = []
+        commands: list[Message] = []
         for raw in batch:
             decoded = decode(
                 raw.topic, raw.payload, raw.received_at, self.topics, self.max_payload_bytes
@@ -43,8 +44,11 @@ class Pipeline:
             if isinstance(decoded, Rejected):
                 rejected.append(decoded)
                 continue
+            if decoded.kind == "command":
+                commands.append(decoded)  # people's commands change rows, not facts
+                continue
             decisions.extend(self._process(decoded, raw, rejected))
-        return Outcome(decisions, rejected)
+        return Outcome(decisions, rejected, commands)
 
     def _process(self, message: Message, raw: Raw, rejected: list[Rejected]) -> list[Decision]:
         try:

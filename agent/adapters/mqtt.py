@@ -182,15 +182,30 @@ class MqttSource:
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Queue a message; QoS 1 is sent (again) once connected, even if offline right now."""
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> paho.MQTTMessageInfo:
+        """Queue a message; QoS 1 is sent (again) once connected, even if offline right now.
+
+        The returned info tells when the broker acknowledged it (`wait_for_publish`)."""
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            return
+            return info
         if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0:
             log.info("mqtt_publish_queued_offline", topic=topic, mid=info.mid)
-            return
+            return info
         log.error("mqtt_publish_failed", topic=topic, qos=qos, error=paho.error_string(info.rc))
+        return info
+
+    def publish_acknowledged(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool | None:
+        """Publish at QoS 1 while connected and wait for the broker's PUBACK: True when it came,
+        False if refused or not in time, None (nothing sent) while not connected."""
+        if not self.connected:
+            return None
+        info = self.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
 
     # -- network thread callbacks ---------------------------------------------------------------
 

@@ -62,6 +62,7 @@ SCHEMAS: Final[Mapping[MessageKind, Mapping[str, FieldSpec]]] = MappingProxyType
                 "id": FieldSpec("integer", required=True, minimum=1),
                 "by": FieldSpec("string", required=True),
                 "note": FieldSpec("string"),
+                "type": FieldSpec("string", choices=("alert", "action")),
             }
         ),
     }

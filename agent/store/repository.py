@@ -6,7 +6,7 @@ One open row per dedup key is the database's job (a partial unique index); this 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +64,10 @@ class StoredChange:
     id: int
     created: bool  # True: a new row; False: the open row was updated (count+1, last_seen)
     row: dict[str, Any]  # the row after the change, JSON-friendly (datetimes as ISO strings)
+
+
+# Called inside the transaction that stored the changes, e.g. to write outbox rows with them.
+ChangeHook = Callable[[Connection, Sequence[StoredChange]], None]
 
 
 @dataclass(frozen=True)
@@ -130,11 +134,16 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
-    def apply(self, outcome: Outcome) -> list[StoredChange]:
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def apply(self, outcome: Outcome, on_changes: ChangeHook | None = None) -> list[StoredChange]:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
 
         A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
-        it opens a new row. Changes come back in the decisions' order.
+        it opens a new row. Changes come back in the decisions' order. `on_changes` runs in the
+        same transaction (the outbox is written there).
         """
         if not outcome.decisions and not outcome.rejected:
             return []
@@ -142,6 +151,8 @@ class Store:
             with self._engine.begin() as connection:
                 _store_dead_letters(connection, outcome.rejected)
                 changes = self._store_decisions(connection, outcome.decisions)
+                if on_changes is not None and changes:
+                    on_changes(connection, changes)
         except SQLAlchemyError as exc:
             error = store_error(exc, "could not store the batch (rolled back)")
             log.warning("store_apply_failed", decisions=len(outcome.decisions), error=str(error))
@@ -175,10 +186,12 @@ class Store:
         note: str = "",
         *,
         at: datetime,
+        on_change: ChangeHook | None = None,
     ) -> dict[str, Any]:
         """Apply `command` (ack, done, cancel, resolve) to one row and return the row after it.
 
         Raises TransitionError for an unknown id, command, or a change its status forbids.
+        `on_change` runs in the same transaction with the changed row.
         """
         step = _step(table, command)
         target = action_table if table == "action" else alert_table
@@ -203,6 +216,8 @@ class Store:
                     if status is None:
                         raise TransitionError(f"{table} {id} does not exist; cannot {command}")
                     raise TransitionError(f"{table} {id} is {status}; cannot {command}")
+                if on_change is not None:
+                    on_change(connection, [StoredChange(table, id, False, json_friendly(row))])
         except SQLAlchemyError as exc:
             raise store_error(exc, f"could not {command} {table} {id}") from exc
         log.info("store_transitioned", table=table, id=id, command=command, status=step.to, by=by)
@@ -278,9 +293,11 @@ class Store:
             "last_seen": decision.at,
             "count": 1,
             "note": "",
+            "repeat_s": decision.repeat_s,
         }
         statements = (self._repeat_alert, repeat), (self._open_alert, new_row)
-        return _upsert(connection, "alert", *statements, decision.dedup_key in open_keys)
+        change = _upsert(connection, "alert", *statements, decision.dedup_key in open_keys)
+        return _link_previous_episode(connection, change) if change.created else change
 
     def _rows(
         self, table: Table, statuses: tuple[str, ...], status: str | None
@@ -324,6 +341,22 @@ def _upsert(
                 return StoredChange(table, row["id"], creates, json_friendly(row))
     key = open_new[1]["dedup_key"]
     raise StoreError(f"{table} {key!r} kept opening and closing under us; retry the batch")
+
+
+def _link_previous_episode(connection: Connection, change: StoredChange) -> StoredChange:
+    """A new alert row of a key that fired before points at the latest earlier row (episode)."""
+    table = alert_table
+    key = change.row["dedup_key"]
+    previous = connection.scalar(
+        select(table.c.id)
+        .where(table.c.dedup_key == key, table.c.id < change.id)
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
+    if previous is None:
+        return change
+    connection.execute(update(table).where(table.c.id == change.id).values(previous_id=previous))
+    return StoredChange(change.table, change.id, True, {**change.row, "previous_id": previous})
 
 
 def _open_keys(

@@ -1,4 +1,4 @@
-"""The database tables: actions, alerts and dead letters, with at most one open row per dedup key.
+"""The database tables: actions, alerts, dead letters and the outbox; one open row per dedup key.
 
 Every table is defined here, on one `metadata` with a naming convention, so migrations can own it.
 """
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -148,6 +149,10 @@ class Alert(TableModel, table=True):
     note: str = Field(
         default="", sa_column=Column(Text, nullable=False, default="", server_default="")
     )
+    # Re-notify every `repeat_s` seconds while firing and not acknowledged (None: never).
+    repeat_s: float | None = Field(default=None, sa_column=Column(Float))
+    # The previous episode of the same key: a resolved alert that fires again is a new row.
+    previous_id: int | None = Field(default=None, sa_column=Column(ID))
 
 
 class DeadLetter(TableModel, table=True):
@@ -162,6 +167,48 @@ class DeadLetter(TableModel, table=True):
     received_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+OUTBOX_STATUSES = ("pending", "sent", "failed", "skipped")
+OUTBOX_PENDING = "status = 'pending'"
+
+
+class Outbox(TableModel, table=True):
+    """A notification or MQTT publication to deliver, written with the decision that caused it.
+
+    `channel` names a configured channel (`mqtt` for the agent's own publications); the sender
+    moves a row from `pending` to `sent`, `failed` (gave up, `last_error` says why) or `skipped`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_ref", "ref_table", "ref_id"),
+        _status_check(OUTBOX_STATUSES),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    dedup_key: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    channel: str = Field(sa_column=Column(String, nullable=False))
+    route: str = Field(sa_column=Column(String, nullable=False))
+    event: str = Field(sa_column=Column(String, nullable=False))
+    ref_table: str | None = Field(default=None, sa_column=Column(String))
+    ref_id: int | None = Field(default=None, sa_column=Column(ID))
+    severity: str | None = Field(default=None, sa_column=Column(String))
+    topic: str | None = Field(default=None, sa_column=Column(String))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String, nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    not_before: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_error: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )
+
+
 action_table: Table = Action.__table__  # type: ignore[attr-defined]
 alert_table: Table = Alert.__table__  # type: ignore[attr-defined]
 dead_letter_table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
+outbox_table: Table = Outbox.__table__  # type: ignore[attr-defined]

@@ -433,7 +433,7 @@ def test_text_that_a_database_cannot_store_is_rejected() -> None:
             COMMAND,
             {"command": "ack", "id": 1, "by": "a", "ID": 1},
             "ID",
-            "command, id, by, note, ts",
+            "command, id, by, note, type, ts",
         ),
     ],
 )

@@ -1,0 +1,241 @@
+"""The outbox sender: claims due rows, delivers them, records each delivery only after it worked.
+
+Failures are retried with exponential back-off and jitter up to `max_attempts`, then marked
+`failed` with the reason. A crash between a send and its record sends that one message again
+on restart (at least once; each row carries an id receivers can use to drop the duplicate).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from agent.notify.channels import Delivery, send
+from agent.notify.message import render_group
+from agent.notify.outbox import FIRING_EVENTS, MQTT, Due, Outbox
+
+log = structlog.get_logger(__name__)
+
+# (topic, JSON payload) -> True once the broker acknowledged it (QoS 1), False if it did not
+# in time, None when not connected (the row waits without counting an attempt).
+Publish = Callable[[str, bytes], bool | None]
+SendFn = Callable[[str, str, str, str, str], Delivery]
+
+
+class Sender:
+    """Drains the outbox; `run_once` is one pass (tests drive it on a simulated clock)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox,
+        publish: Publish | None = None,
+        send_fn: SendFn = send,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self.outbox = outbox
+        self.settings = outbox.settings
+        self._publish = publish
+        self._send = send_fn
+        self._rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Schedule due repeats, then try every due row once; return how many were tried."""
+        with self._engine.begin() as connection:
+            self.outbox.schedule_repeats(connection)
+        with self._engine.begin() as connection:
+            claimed = self.outbox.claim_due(connection)
+            statuses = self.outbox.alert_statuses(
+                connection,
+                (d.ref_id for d in claimed if d.ref_table == "alert" and d.ref_id is not None),
+            )
+        if not claimed:
+            return 0
+        tried = 0
+        for batch in self._batches(claimed):
+            if self._stop.is_set():
+                with self._engine.begin() as connection:
+                    self.outbox.release(connection, [due.id for due in batch])
+                continue
+            tried += self._deliver(batch, statuses)
+        return tried
+
+    def _batches(self, claimed: Sequence[Due]) -> list[list[Due]]:
+        """One list per message: rows of a grouping route and channel go out together."""
+        single: list[list[Due]] = []
+        grouped: dict[tuple[str, str], list[Due]] = {}
+        for due in claimed:
+            route = self.outbox.routes.get(due.route)
+            groups = route is not None and route.group_window_s > 0
+            if groups and due.channel != MQTT and due.event != "digest":
+                grouped.setdefault((due.route, due.channel), []).append(due)
+                continue
+            single.append([due])
+        batches = single + list(grouped.values())
+        return sorted(batches, key=lambda batch: batch[0].id)
+
+    def _deliver(self, batch: list[Due], statuses: dict[int, str]) -> int:
+        stale = [d for d in batch if _silenced(d, statuses)]
+        if stale:
+            with self._engine.begin() as connection:
+                self.outbox.mark_skipped(
+                    connection, [d.id for d in stale], "alert acknowledged or resolved before"
+                )
+            log.info("notify_skipped", ids=[d.id for d in stale], reason="alert_closed")
+        batch = [d for d in batch if d not in stale]
+        if not batch:
+            return 0
+        first = batch[0]
+        if first.channel == MQTT:
+            return self._publish_row(first)
+        delivery = self._send_batch(batch)
+        ids = [due.id for due in batch]
+        with self._engine.begin() as connection:
+            if delivery.ok:
+                self.outbox.mark_sent(connection, ids)
+            else:
+                self.outbox.mark_failed(
+                    connection, ids, delivery.error, self._retry_at(batch, delivery)
+                )
+        self._log(batch, delivery)
+        return len(batch)
+
+    def _send_batch(self, batch: list[Due]) -> Delivery:
+        first = batch[0]
+        url = self.settings.channels.get(first.channel)
+        if url is None:
+            return Delivery(False, f"channel {first.channel} is no longer configured", True)
+        if len(batch) == 1:
+            title, body = first.title, first.body
+        else:
+            title, body = render_group([(d.title, d.body) for d in batch], first.route)
+        notification_id = "+".join(due.dedup_key for due in batch[:5])
+        return self._send(first.channel, url, title, body, notification_id)
+
+    def _publish_row(self, due: Due) -> int:
+        if self._publish is None or due.topic is None:
+            with self._engine.begin() as connection:
+                self.outbox.release(connection, [due.id])
+            return 0
+        acknowledged = self._publish(due.topic, due.body.encode())
+        if acknowledged is None:
+            with self._engine.begin() as connection:
+                self.outbox.release(connection, [due.id])
+            return 0
+        if not acknowledged:
+            # No PUBACK in time: try again later (QoS 1 is at least once anyway).
+            with self._engine.begin() as connection:
+                retry = self._retry_at([due], Delivery(False, "mqtt not acknowledged"))
+                self.outbox.mark_failed(
+                    connection, [due.id], "mqtt publish not acknowledged", retry
+                )
+            return 1
+        with self._engine.begin() as connection:
+            self.outbox.mark_sent(connection, [due.id])
+        log.debug("mqtt_published", id=due.id, topic=due.topic)
+        return 1
+
+    def _retry_at(self, batch: list[Due], delivery: Delivery) -> datetime | None:
+        attempts = max(due.attempts for due in batch) + 1
+        if delivery.permanent or attempts >= self.settings.max_attempts:
+            return None
+        return self.outbox.clock.now() + timedelta(seconds=self.backoff(attempts))
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt `attempts + 1`: doubling from retry_min_s up to retry_max_s,
+        the upper half of it at random ("equal jitter"), so many rows do not retry in step."""
+        ceiling = min(self.settings.retry_max_s, self.settings.retry_min_s * 2 ** (attempts - 1))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _log(self, batch: list[Due], delivery: Delivery) -> None:
+        first = batch[0]
+        fields = {
+            "ids": [due.id for due in batch],
+            "channel": first.channel,
+            "route": first.route,
+            "events": sorted({due.event for due in batch}),
+        }
+        if delivery.ok:
+            log.info("notify_sent", **fields)
+            return
+        gave_up = (
+            delivery.permanent or max(d.attempts for d in batch) + 1 >= self.settings.max_attempts
+        )
+        log.warning(
+            "notify_failed" if gave_up else "notify_retry",
+            error=delivery.error,
+            attempt=max(d.attempts for d in batch) + 1,
+            **fields,
+        )
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _release_own_claims(self) -> bool:
+        try:
+            with self._engine.begin() as connection:
+                count = self.outbox.release_own_claims(connection)
+        except SQLAlchemyError as exc:
+            log.error("notify_sender_store_failed", error=str(exc).splitlines()[0])
+            return False
+        if count:
+            log.info("notify_claims_released", count=count)
+        return True
+
+    def wake(self) -> None:
+        """Look at the outbox now (new rows were committed)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="outbox-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        log.info("notify_sender_started", channels=sorted(self.settings.channels))
+        released = False
+        while not self._stop.is_set():
+            if not released:
+                released = self._release_own_claims()
+                if not released:
+                    self._wake.wait(self.settings.poll_s)
+                    continue
+            try:
+                tried = self.run_once()
+            except SQLAlchemyError as exc:
+                log.error("notify_sender_store_failed", error=str(exc).splitlines()[0])
+                tried = 0
+            except Exception as exc:  # the sender outlives any one bad row; the row stays
+                log.exception("notify_sender_failed", error=str(exc))
+                tried = 0
+            if tried:
+                continue
+            self._wake.wait(self.settings.poll_s)
+            self._wake.clear()
+        log.info("notify_sender_stopped")
+
+
+def _silenced(due: Due, statuses: dict[int, str]) -> bool:
+    """A firing or repeat message for an alert someone acknowledged (or that resolved) since."""
+    if due.channel == MQTT or due.ref_table != "alert" or due.ref_id is None:
+        return False  # publications report every status, stale or not
+    if due.event not in FIRING_EVENTS:
+        return False
+    return statuses.get(due.ref_id, "firing") not in ("firing",)
