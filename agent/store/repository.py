@@ -32,7 +32,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
-from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected
+from agent.model import (
+    ActionDecision,
+    AlertDecision,
+    AlertResolved,
+    Decision,
+    Outcome,
+    Rejected,
+)
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
 from agent.store.tables import (
     ACTION_OPEN,
@@ -43,6 +50,7 @@ from agent.store.tables import (
     action_table,
     alert_table,
     dead_letter_table,
+    rule_set_table,
 )
 
 log = structlog.get_logger(__name__)
@@ -222,15 +230,59 @@ class Store:
         # share keys wait for each other instead of deadlocking. The sort is stable: two
         # decisions with one key stay in their order (created, then updated).
         changes: list[StoredChange | None] = [None] * len(decisions)
-        for index in sorted(range(len(decisions)), key=lambda i: _lock_order(decisions[i])):
+        stored = [
+            i for i, d in enumerate(decisions) if isinstance(d, ActionDecision | AlertDecision)
+        ]
+        for index in sorted(stored, key=lambda i: _lock_order(decisions[i])):
             decision = decisions[index]
             if isinstance(decision, ActionDecision):
                 change = self._store_action(connection, decision, open_keys["action"])
-            else:
+            elif isinstance(decision, AlertDecision):
                 change = self._store_alert(connection, decision, open_keys["alert"])
+            else:
+                continue
             open_keys[change.table].add(decision.dedup_key)
             changes[index] = change
+        # Resolutions come after the batch's alerts, in order: fire-then-resolve ends resolved.
+        for index, decision in enumerate(decisions):
+            if isinstance(decision, AlertResolved):
+                changes[index] = _resolve_alert(connection, decision)
+                open_keys["alert"].discard(decision.dedup_key)
         return [change for change in changes if change is not None]
+
+    def record_rule_set(
+        self, hash: str, files: Sequence[str], loaded_at: datetime, loaded_by: str
+    ) -> int:
+        """Remember that a rule set was loaded (by whom or what): decisions name it by hash."""
+        row = {
+            "hash": hash,
+            "files": list(files),
+            "loaded_at": loaded_at,
+            "loaded_by": loaded_by,
+        }
+        try:
+            with self._engine.begin() as connection:
+                new_id = connection.execute(
+                    insert(rule_set_table).returning(rule_set_table.c.id), row
+                ).scalar_one()
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not record the rule set") from exc
+        return int(new_id)
+
+    def rule_sets(self) -> list[dict[str, Any]]:
+        """Loaded rule sets, newest first."""
+        return self._rows(rule_set_table, (), None)
+
+    def find(self, table: TableName, id: int) -> dict[str, Any] | None:
+        """One action or alert by id, or None."""
+        target = action_table if table == "action" else alert_table
+        try:
+            with self._reading() as connection:
+                row = connection.execute(select(target).where(target.c.id == id)).mappings()
+                found = row.one_or_none()
+        except SQLAlchemyError as exc:
+            raise store_error(exc, f"could not read {table} {id}") from exc
+        return None if found is None else dict(found)
 
     def _store_action(
         self, connection: Connection, decision: ActionDecision, open_keys: set[str]
@@ -324,6 +376,25 @@ def _upsert(
                 return StoredChange(table, row["id"], creates, json_friendly(row))
     key = open_new[1]["dedup_key"]
     raise StoreError(f"{table} {key!r} kept opening and closing under us; retry the batch")
+
+
+def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredChange | None:
+    """The open alert of the key becomes resolved (by its rule); None when none is open."""
+    statement = (
+        update(alert_table)
+        .where(alert_table.c.dedup_key == decision.dedup_key, text(ALERT_OPEN))
+        .values(
+            status="resolved",
+            resolved_at=decision.at,
+            resolved_by=f"rule:{decision.rule_id}",
+            note=decision.reason,
+        )
+        .returning(*alert_table.c)
+    )
+    row = connection.execute(statement).mappings().one_or_none()
+    if row is None:
+        return None
+    return StoredChange("alert", row["id"], False, json_friendly(row))
 
 
 def _open_keys(
