@@ -68,11 +68,11 @@ class Core:
         """What time alone changes at `now`: derived values, due `for` timers, schedules."""
         decisions: list[Decision] = []
         for fact in self.world.refresh(now):
-            decisions.extend(self._update(fact, now))
+            decisions.extend(self._update(fact, now, ticked=True))
         for track in self.lifecycle.pending():
             rule = self._rules.get(track.rule_id)
             if rule is not None and track.due(rule, now):
-                decisions.extend(self._recheck(track, rule, now))
+                decisions.extend(self._recheck(track, rule, now, ticked=True))
         decisions.extend(self._run_schedules(now))
         return decisions
 
@@ -100,16 +100,16 @@ class Core:
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
 
-    def _update(self, fact: Fact, at: datetime) -> list[Decision]:
+    def _update(self, fact: Fact, at: datetime, ticked: bool = False) -> list[Decision]:
         matches = self._engine.update(fact.key, fact.fields)
         seen: set[tuple[str, tuple[str, ...]]] = set()
-        decisions = self._decide(matches, at, seen)
+        decisions = self._decide(matches, at, seen, ticked)
         for track in self.lifecycle.involving(fact.key):
             if track.key in seen:
                 continue
             rule = self._rules.get(track.rule_id)
             if rule is not None:
-                decisions.extend(self._recheck(track, rule, at))
+                decisions.extend(self._recheck(track, rule, at, ticked))
         return decisions
 
     def _facts(self, keys: Mapping[str, str]) -> dict[str, Fact] | None:
@@ -123,6 +123,7 @@ class Core:
         matches: list[Match],
         at: datetime,
         held: set[tuple[str, tuple[str, ...]]] | None = None,
+        ticked: bool = False,
     ) -> list[Decision]:
         """Decide on the engine's candidate matches; add the keys of those that hold to `held`."""
         decisions: list[Decision] = []
@@ -141,20 +142,27 @@ class Core:
                 continue
             if held is not None:
                 held.add(key)
-            decisions.extend(self._holds(rule, ordered, facts, at))
+            decisions.extend(self._holds(rule, ordered, facts, at, ticked))
         return decisions
 
     def _holds(
-        self, rule: Rule, keys: Mapping[str, str], facts: Mapping[str, Fact], at: datetime
+        self,
+        rule: Rule,
+        keys: Mapping[str, str],
+        facts: Mapping[str, Fact],
+        at: datetime,
+        ticked: bool = False,
     ) -> list[Decision]:
-        """The rule's condition holds on these facts at `at`: what to decide, given its past."""
-        if not rule.tracked:
-            return decide(rule, facts, at, self.ruleset.hash)
+        """The rule's condition holds on these facts at `at`: what to decide, given its past.
+
+        A match that keeps holding is repeated for each new message (the store counts it), not
+        for each tick, and it publishes and notifies only when it starts firing.
+        """
         step = self.lifecycle.holds(rule, keys, at)
-        if step == "pending":
+        if step == "pending" or (step == "repeat" and ticked):
             return []
         made = decide(rule, facts, at, self.ruleset.hash)
-        if step == "repeat":  # still firing: count the repeat, do not publish or notify again
+        if step == "repeat":
             return [d for d in made if not isinstance(d, (PublishDecision, NotifyDecision))]
         log.info("rule_fired", rule=rule.id, facts=list(keys.values()), pending_s=rule.for_s)
         self.lifecycle.fired(
@@ -162,11 +170,13 @@ class Core:
         )
         return made
 
-    def _recheck(self, track: Track, rule: Rule, at: datetime) -> list[Decision]:
+    def _recheck(
+        self, track: Track, rule: Rule, at: datetime, ticked: bool = False
+    ) -> list[Decision]:
         """A tracked match whose facts changed (or whose `for` is due): hold, wait or resolve."""
         facts = self._facts(track.facts)
         if facts is not None and conditions_hold(rule, facts):
-            return self._holds(rule, track.facts, facts, at)
+            return self._holds(rule, track.facts, facts, at, ticked)
         if not track.firing:
             self.lifecycle.drop(track)  # pending, and no longer true: it never fires
             return []

@@ -74,15 +74,6 @@ class Rule:
         """Every way the rule can match: its `any:` alternatives, or its one `when`."""
         return self.alternatives or (self.conditions,)
 
-    @property
-    def tracked(self) -> bool:
-        """Whether the rule's matches need a lifecycle (pending, firing, resolving)."""
-        return bool(self.for_s or self.resolve_when is not None or self.publishes)
-
-    @property
-    def publishes(self) -> bool:
-        return any(action.kind in ("publish", "notify") for action in self.actions)
-
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
