@@ -156,8 +156,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("agent_stopping", signal=signal.Signals(signum).name)
         daemon.stop()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        daemon.request_reload("SIGHUP")
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         return daemon.run()
     finally:

@@ -6,20 +6,27 @@ its decisions and dead letters are committed; a failed commit is retried, never 
 
 from __future__ import annotations
 
+import json
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.adapters.mqtt import Inbound, MqttSource
+from agent.adapters.rulewatch import RuleWatcher
 from agent.config import Settings
 from agent.core import Core
-from agent.errors import StoreError
+from agent.errors import EngineError, MasterDataError, RuleError, StoreError
 from agent.ingest.topics import TopicMap
-from agent.model import Outcome
+from agent.model import AlertDecision, AlertResolved, Decision, Outcome, PublishDecision
 from agent.pipeline import Pipeline, Raw
-from agent.policy import Policy
+from agent.policy import Policy, load_policy
 from agent.report import record
+from agent.rulebook.rules import RuleSet
 from agent.store.repository import Store, StoredChange
 
 log = structlog.get_logger(__name__)
@@ -59,10 +66,23 @@ class Daemon:
             reconnect_max_s=mqtt.reconnect_max_s,
         )
         self._stop = threading.Event()
+        # Work for the ingest thread (which owns the engine) from the scheduler, the rule
+        # watcher and SIGHUP: ("tick", "") or ("reload", why).
+        self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._tick_pending = threading.Event()
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and return (safe from a signal handler)."""
         self._stop.set()
+
+    def request_reload(self, why: str) -> None:
+        """Reload the rules between two batches (safe from a signal handler or another thread)."""
+        self._chores.put(("reload", why))
+
+    def _request_tick(self) -> None:
+        if not self._tick_pending.is_set():  # a slow loop gets one tick, not a backlog
+            self._tick_pending.set()
+            self._chores.put(("tick", ""))
 
     def run(self) -> int:
         ruleset = self.policy.ruleset
@@ -73,7 +93,17 @@ class Daemon:
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
             database=_safe_url(self.settings.database.url),
         )
+        self._record_rule_set(ruleset, "start")
         self.source.start()
+        scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
+        watcher = None
+        if self.settings.rules.watch:
+            watcher = RuleWatcher(
+                [Path(self.settings.rules.path)],
+                self.settings.rules.watch_interval_s,
+                self.request_reload,
+            )
+            watcher.start()
         batch_size = self.settings.ingest.batch_size
         wait_s = self.settings.ingest.batch_wait_ms / 1000.0
         try:
@@ -81,11 +111,101 @@ class Daemon:
                 batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
                 if batch:
                     self._handle(batch)
+                self._do_chores()
         finally:
+            scheduler.shutdown(wait=False)
+            if watcher is not None:
+                watcher.stop()
             self.source.stop()
             self.pipeline.core.close()
             log.info("agent_stopped")
         return 0
+
+    def _do_chores(self) -> None:
+        while True:
+            try:
+                chore, why = self._chores.get_nowait()
+            except queue.Empty:
+                return
+            if chore == "tick":
+                self._tick_pending.clear()
+                self._tick(datetime.now(UTC))
+            else:
+                self._reload(why)
+
+    def _tick(self, now: datetime) -> None:
+        try:
+            decisions = self.pipeline.core.tick(now)
+        except EngineError as exc:
+            log.error("tick_failed", error=str(exc))
+            return
+        if decisions:
+            self._commit_and_publish(decisions)
+
+    def _reload(self, why: str) -> None:
+        """Validate the whole rule set; swap to it, or keep the running rules and raise an alert."""
+        started = datetime.now(UTC)
+        core = self.pipeline.core
+        current = core.ruleset
+        try:
+            policy = load_policy(self.settings)
+            if policy.ruleset.hash == current.hash:
+                log.info("rules_unchanged", rule_set=current.hash, why=why)
+                self._commit_and_publish([self._reload_alert_resolved(current.hash)])
+                return
+            decisions = core.reload(policy.ruleset)
+        except (RuleError, MasterDataError, EngineError) as exc:
+            self._reload_refused(exc, why, current.hash)
+            return
+        self.policy = policy
+        took_ms = (datetime.now(UTC) - started).total_seconds() * 1000
+        log.info(
+            "rules_reloaded",
+            rule_set=policy.ruleset.hash,
+            previous=current.hash,
+            rules=len(policy.ruleset.rules),
+            why=why,
+            took_ms=round(took_ms, 1),
+        )
+        self._record_rule_set(policy.ruleset, why)
+        self._commit_and_publish([*decisions, self._reload_alert_resolved(policy.ruleset.hash)])
+
+    @staticmethod
+    def _reload_alert_resolved(rule_set: str) -> AlertResolved:
+        """Resolves the alert of an earlier refused change, if one is open: the files load now."""
+        now = datetime.now(UTC)
+        return AlertResolved(RELOAD_ALERT_KEY, now, RELOAD_RULE, rule_set, "the rule files load")
+
+    def _reload_refused(self, exc: Exception, why: str, running: str) -> None:
+        problems = [str(p) for p in exc.problems] if isinstance(exc, RuleError) else [str(exc)]
+        log.error("rules_reload_refused", why=why, running=running, problems=problems)
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        alert = AlertDecision(
+            dedup_key=RELOAD_ALERT_KEY,
+            severity="critical",
+            message=f"rule change refused, rule set {running} keeps running: {problems[0]}{more}",
+            site="agent",
+            subject="rules",
+            rule_id=RELOAD_RULE,
+            rule_set_hash=running,
+            matched={"problems": {str(i): p for i, p in enumerate(problems[:20])}},
+            at=datetime.now(UTC),
+        )
+        self._commit_and_publish([alert])
+
+    def _record_rule_set(self, ruleset: RuleSet, by: str) -> None:
+        try:
+            self.store.record_rule_set(ruleset.hash, ruleset.files, datetime.now(UTC), by)
+        except StoreError as exc:
+            log.error("rule_set_record_failed", rule_set=ruleset.hash, error=str(exc))
+
+    def _commit_and_publish(self, decisions: list[Decision]) -> None:
+        changes = self._commit(Outcome(decisions))
+        if changes is None:
+            return
+        self._publish(decisions)
+        for change in changes:
+            _log_change(change)
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
         outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i in batch])
@@ -93,6 +213,7 @@ class Daemon:
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         self.source.ack(batch)
+        self._publish(outcome.decisions)
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
@@ -114,6 +235,26 @@ class Daemon:
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
+
+    def _publish(self, decisions: Sequence[Decision]) -> None:
+        """Rules' `publish` actions, sent after the commit (QoS 1; queued while offline)."""
+        for decision in decisions:
+            if isinstance(decision, PublishDecision):
+                payload = json.dumps(dict(decision.payload), default=str).encode()
+                self.source.publish(decision.topic, payload)
+                log.info("rule_published", topic=decision.topic, rule=decision.rule_id)
+
+
+RELOAD_ALERT_KEY = "agent/rules/reload-refused"
+RELOAD_RULE = "rules-reload"
+
+
+def _start_scheduler(tick_s: float, tick: Callable[[], None]) -> BackgroundScheduler:
+    """An APScheduler 3 job that only asks the ingest loop for a tick (it owns the engine)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(tick, "interval", seconds=tick_s, id="tick", coalesce=True, max_instances=1)
+    scheduler.start()
+    return scheduler
 
 
 def _log_change(change: StoredChange) -> None:
