@@ -82,6 +82,12 @@ def describe(
                 out.append(f"  {head} {condition.alias}: {condition.text}")
                 used.extend(str(f) for f in expr.fields(condition.expr))
                 head = "and"
+        for spec in rule.actions:
+            for param in spec.params.values():
+                if param.expr is not None:
+                    used.extend(str(f) for f in expr.fields(param.expr))
+                elif param.template is not None:
+                    used.extend(str(f) for f in param.template.fields)
         if rule.for_s:
             out.append(f"  for {rule.for_s:g} s")
         if rule.resolve_text:
