@@ -1,4 +1,4 @@
-"""`rules test`: test files parsed with located errors, run on a simulated clock, diffs on failure."""
+"""`rules test`: test files parsed with located errors, run on a simulated clock, with diffs."""
 
 from __future__ import annotations
 
