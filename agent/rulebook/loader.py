@@ -45,6 +45,8 @@ FACT_KINDS: Final[tuple[FactKind, ...]] = ("stock", "machine")
 MAX_RULES: Final = 2000
 # durable-rules breaks at 512 rules testing different values of one property (notes).
 MAX_SIBLING_TESTS: Final = 500
+# ... and refuses a fact of 253+ properties: the engine is given only the fields rules test.
+MAX_ENGINE_FIELDS: Final = 240
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,6 +749,25 @@ def _check_engine_limits(rules: Sequence[Rule]) -> list[RuleProblem]:
                     tests.setdefault(term.left.name, set()).add((term.op, term.right.value))
                     where.setdefault(term.left.name, rule)
     problems = []
+    names = {
+        ref.name
+        for rule in rules
+        for variant in rule.variants
+        for condition in variant
+        for ref in expr.fields(condition.expr)
+    }
+    if len(names) > MAX_ENGINE_FIELDS and rules:
+        rule = rules[-1]
+        problems.append(
+            RuleProblem(
+                rule.file,
+                rule.line,
+                rule.id,
+                f"the rule set tests {len(names)} different fields; the engine takes at most "
+                f"{MAX_ENGINE_FIELDS} per fact",
+                "move per-subject values into master data fields",
+            )
+        )
     for name, values in tests.items():
         if len(values) > MAX_SIBLING_TESTS:
             rule = where[name]

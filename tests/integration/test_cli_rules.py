@@ -83,3 +83,25 @@ def test_explain_names_the_rule_the_conditions_and_the_matched_facts(tmp_path: P
     assert alert.returncode == 0 and "alert/info" in alert.stdout
     missing = cli("explain", "99", env=env)
     assert missing.returncode == 1 and "no action with id 99" in missing.stderr
+
+
+def test_replay_ticks_on_the_recorded_time_so_idle_machines_are_found(tmp_path: Path) -> None:
+    lines = [
+        {
+            "ts": "2026-03-02T06:00:00Z",
+            "topic": "factory/plant1/machine/cnc-02/telemetry",
+            "payload": {"state": "idle"},
+        },
+        {
+            "ts": "2026-03-02T07:00:00Z",
+            "topic": "factory/plant1/stock/BRG-6204",
+            "payload": {"on_hand": 100},
+        },
+    ]
+    path = tmp_path / "idle.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    result = cli("replay", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
+    idle = [d for d in decisions if d["kind"] == "idle_capacity"]
+    assert [d["at"] for d in idle] == ["2026-03-02T06:20:00+00:00"]

@@ -143,3 +143,55 @@ rules:
         assert alert["rule_id"] == "hot-for-a-second"
     finally:
         process.kill()
+
+
+def test_a_publish_action_reaches_the_broker_once_per_firing(
+    broker: Mosquitto, tmp_path: Path, publisher: Publisher, store: Store
+) -> None:
+    import json
+    import queue
+
+    import paho.mqtt.client as paho
+
+    folder = tmp_path / "andon"
+    folder.mkdir()
+    (folder / "andon.yaml").write_text(
+        """\
+rules:
+  - id: andon
+    when:
+      m: kind == "machine" and state == "down"
+    then:
+      - publish: {topic: "andon/{m.machine}", payload: {lamp: '"red"', fault: m.fault}}
+""",
+        encoding="utf-8",
+    )
+    config = write_config(
+        tmp_path,
+        port=broker.port,
+        database_url=f"sqlite:///{tmp_path}/agent.db",
+        client_id=f"agent-{tmp_path.name}",
+        rules=folder,
+    )
+    received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    listener = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="andon-board")
+    listener.on_message = lambda c, u, m: received.put((m.topic, json.loads(m.payload)))
+    listener.connect(broker.host, broker.port)
+    listener.subscribe("andon/#", qos=1)
+    listener.loop_start()
+    process = AgentProcess(config, cwd=tmp_path)
+    process.start()
+    try:
+        process.wait_for("mqtt_subscribed", timeout=15)
+        publisher.send(PRESS, {"state": "down", "fault": "E7"})
+        publisher.send(PRESS, {"state": "down", "fault": "E7"})  # still firing: no second lamp
+        assert received.get(timeout=5) == ("andon/press-01", {"lamp": "red", "fault": "E7"})
+        process.wait_for("rule_published", timeout=2)
+        publisher.send(PRESS, {"state": "running"})
+        publisher.send(PRESS, {"state": "down", "fault": "E8"})  # fires again
+        assert received.get(timeout=5) == ("andon/press-01", {"lamp": "red", "fault": "E8"})
+        assert received.empty()
+    finally:
+        process.kill()
+        listener.loop_stop()
+        listener.disconnect()

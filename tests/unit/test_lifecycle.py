@@ -173,3 +173,32 @@ rules:
     assert isinstance(reorder, ActionDecision) and reorder.params["quantity"] == 10
     # The unchanged rule does not fire again on the next reload.
     assert core.reload(rules(text.replace("< 20", "< 35"))) == []
+
+
+def test_a_relational_join_across_two_machines_is_checked_in_python() -> None:
+    text = """
+rules:
+  - id: hotter-than-neighbour
+    when:
+      a: kind == "machine" and state == "running"
+      b: kind == "machine" and line == a.line and machine != a.machine and a.temp_c > temp_c + 10
+    then:
+      - alert: {message: "{a.machine} runs 10 °C hotter than {b.machine}"}
+"""
+    master = MasterData(
+        machines={"CNC-01": {"line": "A", "max_temp_c": 80.0}, "CNC-02": {"line": "A"}}
+    )
+    schema = build_schema(master.item_fields(), master.machine_fields())
+    core = Core(parse_rule_sources([("t.yaml", text)], schema), master)
+
+    def hot(machine: str, temp: float, minutes: float) -> Message:
+        at = T0 + timedelta(minutes=minutes)
+        topic = f"factory/plant1/machine/{machine}/telemetry"
+        return Message(
+            "telemetry", topic, "plant1", machine, {"state": "running", "temp_c": temp}, at, at
+        )
+
+    assert core.process([hot("CNC-01", 60.0, 0), hot("CNC-02", 55.0, 1)]) == []
+    (alert,) = core.process([hot("CNC-01", 70.0, 2)])
+    assert isinstance(alert, AlertDecision)
+    assert alert.message == "CNC-01 runs 10 °C hotter than CNC-02"

@@ -188,3 +188,15 @@ def test_generated_broken_rule_files_are_refused_with_a_located_error(
         assert problem.file == "rules/maintenance.yaml"
         assert 1 <= problem.line <= lines, problem
         assert re.match(r"rules/maintenance\.yaml:\d+: [\w.-]+: .+", str(problem)), problem
+
+
+def test_a_rule_set_testing_more_fields_than_the_engine_takes_is_refused() -> None:
+    schema = build_schema(machine_fields={f"f{i}": "number" for i in range(260)})
+    rules = "rules:\n" + "".join(
+        f'  - id: r{i}\n    when: {{m: kind == "machine" and f{i} > 1}}\n'
+        f"    then: [{{alert: {{message: x}}}}]\n"
+        for i in range(260)
+    )
+    with pytest.raises(RuleError) as caught:
+        parse_rule_sources([("many.yaml", rules)], schema)
+    assert "tests 261 different fields" in str(caught.value)
