@@ -3,6 +3,8 @@ leaves the old rules running and raises an alert naming file, line and reason, S
 
 from __future__ import annotations
 
+import json
+import queue
 import shutil
 import signal
 import time
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 from agent.store.repository import Store
@@ -148,11 +151,6 @@ rules:
 def test_a_publish_action_reaches_the_broker_once_per_firing(
     broker: Mosquitto, tmp_path: Path, publisher: Publisher, store: Store
 ) -> None:
-    import json
-    import queue
-
-    import paho.mqtt.client as paho
-
     folder = tmp_path / "andon"
     folder.mkdir()
     (folder / "andon.yaml").write_text(
