@@ -76,11 +76,12 @@ class Core:
         decisions.extend(self._run_schedules(now))
         return decisions
 
-    def reload(self, ruleset: RuleSet) -> list[Decision]:
+    def reload(self, ruleset: RuleSet, now: datetime | None = None) -> list[Decision]:
         """Swap to a new rule set: a new engine re-seeded from the world state.
 
         Pending and firing matches of unchanged rules carry over; new or changed rules are
-        evaluated against the current facts at once (unchanged ones do not fire again).
+        evaluated against the current facts at once, at `now` (default: each fact's time);
+        unchanged ones do not fire again.
         """
         engine = self._engine_factory(compile_rules(ruleset))
         old_rules, old_engine = self._rules, self._engine
@@ -95,7 +96,7 @@ class Core:
         decisions: list[Decision] = []
         for fact in list(self.world):
             matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
-            decisions.extend(self._decide(matches, fact.updated_at))
+            decisions.extend(self._decide(matches, now or fact.updated_at))
         self._set_schedules(keep=self._next_run)
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions

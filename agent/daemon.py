@@ -153,7 +153,7 @@ class Daemon:
                 log.info("rules_unchanged", rule_set=current.hash, why=why)
                 self._commit_and_publish([self._reload_alert_resolved(current.hash)])
                 return
-            decisions = core.reload(policy.ruleset)
+            decisions = core.reload(policy.ruleset, started)
         except (RuleError, MasterDataError, EngineError) as exc:
             self._reload_refused(exc, why, current.hash)
             return
