@@ -23,6 +23,7 @@ FILE_KEYS: Final = frozenset({"rules", "masterdata", "start", "tick", "tests"})
 TEST_KEYS: Final = frozenset({"name", "input", "expect", "absent", "until", "tick"})
 EXPECT_KEYS: Final = frozenset({"actions", "alerts", "published", "notified"})
 INPUT_KEYS: Final = frozenset({"at", "topic", "payload"})
+TIME_KEYS: Final = frozenset({"at", "resolved_at"})  # durations after `start` in expectations
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +238,12 @@ def _expectations(
         expected: list[Expected] = []
         for item_line, item in zip(items.lines, items, strict=True):
             fields = dict(item)
-            if "at" in fields:
-                try:
-                    fields["at"] = parse_duration(fields["at"])
-                except ValueError as exc:
-                    problems.add(item_line, name, f"{key}.{table}: at: {exc}")
-                    continue
+            try:
+                for time_key in TIME_KEYS & fields.keys():
+                    fields[time_key] = parse_duration(fields[time_key])
+            except ValueError as exc:
+                problems.add(item_line, name, f"{key}.{table}: {exc}")
+                continue
             expected.append(Expected(fields, item_line))
         out[str(table)] = tuple(expected)
     return out

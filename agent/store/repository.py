@@ -142,7 +142,9 @@ class Store:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
 
         A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
-        it opens a new row. Changes come back in the decisions' order.
+        it opens a new row. An `AlertResolved` resolves its key's open alert (a change with
+        status "resolved", or nothing if none is open); `PublishDecision` and `NotifyDecision`
+        are not stored here. Changes come back in the decisions' order.
         """
         if not outcome.decisions and not outcome.rejected:
             return []

@@ -127,3 +127,40 @@ def test_the_shipped_rule_tests_pass(masterdata: MasterData) -> None:
     assert run.ok, "\n".join(report(run))
     assert len(run.results) >= 12
     print(f"shipped rule tests: {len(run.results)} in {run.seconds * 1000:.0f} ms")
+
+
+HOT_RULE = """\
+rules:
+  - id: hot
+    when:
+      m: kind == "machine" and temp_c > max_temp_c
+    for: 2m
+    resolve_when: m.temp_c < m.max_temp_c - 5
+    then:
+      - alert: {message: "{m.machine} hot"}
+      - notify: {route: maintenance}
+      - publish: {topic: "andon/{m.machine}", payload: {lamp: '"red"'}}
+"""
+
+HOT_TESTS = """\
+rules: [../rules.yaml]
+tests:
+  - name: fires after two minutes, notifies once, resolves below the band
+    input:
+      - {at: 0s, topic: factory/plant1/machine/press-01/telemetry, payload: {temp_c: 85}}
+      - {at: 5m, topic: factory/plant1/machine/press-01/telemetry, payload: {temp_c: 86}}
+      - {at: 10m, topic: factory/plant1/machine/press-01/telemetry, payload: {temp_c: 78}}
+      - {at: 15m, topic: factory/plant1/machine/press-01/telemetry, payload: {temp_c: 74}}
+    expect:
+      alerts: [{at: 2m, rule: hot, status: resolved, resolved_at: 15m, count: 2}]
+      notified: [{at: 2m, route: maintenance, message: press-01 hot}]
+      published: [{topic: andon/press-01, lamp: red}]
+"""
+
+
+def test_pending_resolved_notified_and_published_can_be_expected(
+    tmp_path: Path, masterdata: MasterData
+) -> None:
+    path = write(tmp_path, HOT_TESTS, rules=HOT_RULE)
+    run = run_tests([path], [], masterdata)
+    assert run.ok, "\n".join(report(run))
