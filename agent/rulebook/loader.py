@@ -267,7 +267,7 @@ def _parse_rule(
     resolve = _parse_resolve_when(entry, ctx, schema, kinds)
     if alternatives is None or conditions is None or actions is None or timing is None:
         return None
-    if resolve is False:
+    if resolve is False or resolve is True:
         return None
     for_s, repeat_s, schedule = timing
     rule = Rule(

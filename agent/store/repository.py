@@ -233,23 +233,20 @@ class Store:
         # decisions with one key stay in their order (created, then updated).
         changes: list[StoredChange | None] = [None] * len(decisions)
         stored = [
-            i for i, d in enumerate(decisions) if isinstance(d, ActionDecision | AlertDecision)
+            (i, d) for i, d in enumerate(decisions) if isinstance(d, ActionDecision | AlertDecision)
         ]
-        for index in sorted(stored, key=lambda i: _lock_order(decisions[i])):
-            decision = decisions[index]
+        for index, decision in sorted(stored, key=lambda pair: _lock_order(pair[1])):
             if isinstance(decision, ActionDecision):
                 change = self._store_action(connection, decision, open_keys["action"])
-            elif isinstance(decision, AlertDecision):
-                change = self._store_alert(connection, decision, open_keys["alert"])
             else:
-                continue
+                change = self._store_alert(connection, decision, open_keys["alert"])
             open_keys[change.table].add(decision.dedup_key)
             changes[index] = change
         # Resolutions come after the batch's alerts, in order: fire-then-resolve ends resolved.
-        for index, decision in enumerate(decisions):
-            if isinstance(decision, AlertResolved):
-                changes[index] = _resolve_alert(connection, decision)
-                open_keys["alert"].discard(decision.dedup_key)
+        for index, resolution in enumerate(decisions):
+            if isinstance(resolution, AlertResolved):
+                changes[index] = _resolve_alert(connection, resolution)
+                open_keys["alert"].discard(resolution.dedup_key)
         return [change for change in changes if change is not None]
 
     def record_rule_set(
@@ -472,7 +469,7 @@ def _step(table: str, command: str) -> _Transition:
     return step
 
 
-def _lock_order(decision: Decision) -> tuple[int, str]:
+def _lock_order(decision: ActionDecision | AlertDecision) -> tuple[int, str]:
     return (0 if isinstance(decision, ActionDecision) else 1, decision.dedup_key)
 
 
