@@ -17,6 +17,7 @@ from agent.rulebook.loader import rule_files
 log = structlog.get_logger(__name__)
 
 Snapshot = frozenset[tuple[str, int, int]]
+SETTLE_S = 0.2
 
 
 def snapshot(paths: Sequence[Path]) -> Snapshot:
@@ -54,13 +55,30 @@ class RuleWatcher:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                now = snapshot(self._paths)
+                now = self._settled()
             except OSError as exc:
                 log.warning("rules_watch_failed", error=str(exc))
                 continue
-            if now == self._seen:
+            if now is None or now == self._seen:
                 continue
             changed = sorted({name for name, _, _ in now ^ self._seen})
             self._seen = now
             log.info("rules_changed", files=changed)
             self._on_change("file change: " + ", ".join(Path(n).name for n in changed))
+
+    def _settled(self) -> Snapshot | None:
+        """The files once they stopped changing (None when asked to stop meanwhile).
+
+        An editor may be half-way through writing: wait for the files to settle rather than
+        raise an alert about a file that is about to be complete.
+        """
+        now = snapshot(self._paths)
+        if now == self._seen:
+            return now
+        while True:
+            if self._stop.wait(SETTLE_S):
+                return None
+            later = snapshot(self._paths)
+            if later == now:
+                return now
+            now = later
