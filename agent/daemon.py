@@ -20,12 +20,13 @@ from agent.adapters.mqtt import Inbound, MqttSource
 from agent.adapters.rulewatch import RuleWatcher
 from agent.config import Settings
 from agent.core import Core
-from agent.errors import EngineError, MasterDataError, RuleError, StoreError
+from agent.errors import EngineError, RuleError, StoreError
 from agent.ingest.topics import TopicMap
 from agent.model import AlertDecision, AlertResolved, Decision, Outcome, PublishDecision
 from agent.pipeline import Pipeline, Raw
-from agent.policy import Policy, load_policy
+from agent.policy import Policy
 from agent.report import record
+from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
 from agent.store.repository import Store, StoredChange
 
@@ -148,13 +149,16 @@ class Daemon:
         core = self.pipeline.core
         current = core.ruleset
         try:
-            policy = load_policy(self.settings)
+            # Rules only: the running master data stays (its facts are in the world state), so
+            # rules are checked against it. Master data changes take a restart.
+            ruleset = load_rules([Path(self.settings.rules.path)], self.policy.schema)
+            policy = Policy(self.policy.masterdata, self.policy.schema, ruleset)
             if policy.ruleset.hash == current.hash:
                 log.info("rules_unchanged", rule_set=current.hash, why=why)
                 self._commit_and_publish([self._reload_alert_resolved(current.hash)])
                 return
             decisions = core.reload(policy.ruleset, started)
-        except (RuleError, MasterDataError, EngineError) as exc:
+        except (RuleError, EngineError) as exc:
             self._reload_refused(exc, why, current.hash)
             return
         self.policy = policy
