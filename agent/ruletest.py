@@ -165,8 +165,14 @@ def run_test(
 def _record(table: str, row: dict[str, Any], start: datetime) -> dict[str, Any]:
     rec = record(table, json_friendly(row))
     rec["at"] = _seconds(rec.get("at"), start)
+    rec["subject"] = row.get("subject")
     if table == "alert":
         rec["resolved_at"] = _seconds(json_friendly(row).get("resolved_at"), start)
+        # An alert names its subjects too, so `{rule: ..., sku: ...}` can be expected.
+        for fields in (row.get("matched") or {}).values():
+            for name in ("sku", "machine"):
+                if name in fields:
+                    rec.setdefault(name, fields[name])
     return rec
 
 
