@@ -1,4 +1,4 @@
-"""The command line: `factory-agent run | rules check | replay | actions | alerts | ack | ...`.
+"""The command line: `factory-agent run | rules | replay | explain | actions | alerts | ack ...`.
 
 Each command loads settings the same way, maps the agent's errors to a clear message and an exit
 code (0 fine, 1 the thing checked is wrong, 2 the agent cannot start), and never prints a traceback
@@ -59,10 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="rule files or folders (default: the configured rules path)",
     )
     check.add_argument("--config", type=Path, metavar="FILE")
+    test = rules_commands.add_parser(
+        "test", help="run rule tests (rules/tests/*.yaml); exit 1 on a failure, with a diff"
+    )
+    test.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="test files or folders (default: the tests folder of the rules path)",
+    )
+    test.add_argument("--config", type=Path, metavar="FILE")
 
     replay = command("replay", "feed a recorded .jsonl stream through the rules, print decisions")
     replay.add_argument("file", type=Path, metavar="FILE.jsonl")
     replay.add_argument("--rules", type=Path, metavar="DIR", help="rules to use instead")
+    replay.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD_DIR",
+        help="backtest: also run these rules and print only the decisions that differ",
+    )
     replay.add_argument("--json", action="store_true", help="one JSON object per decision")
     replay.add_argument(
         "--db",
@@ -73,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--all", action="store_true", help="also print repeats that updated an open decision"
     )
+
+    explain = command("explain", "why a decision was made: rule, rule set and matched facts")
+    explain.add_argument("id", metavar="ID", help="an action id, or alert:ID for an alert")
+    explain.add_argument("--json", action="store_true", help="the record as JSON")
 
     for table in ("actions", "alerts"):
         listing = command(table, f"list {table} from the database")
@@ -123,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler = {
             "run": _run,
-            "rules": _rules_check,
+            "rules": _rules,
             "replay": _replay,
+            "explain": _explain,
             "actions": _list,
             "alerts": _list,
             **dict.fromkeys(_COMMANDS, _change),
@@ -209,12 +231,49 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("agent_stopping", signal=signal.Signals(signum).name)
         daemon.stop()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        daemon.request_reload("SIGHUP")
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         return daemon.run()
     finally:
         store.close()
+
+
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rules_command == "test":
+        return _rules_test(args, settings)
+    return _rules_check(args, settings)
+
+
+def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.ruletest import report, run_tests
+    from agent.world.masterdata import load_masterdata
+
+    masterdata = load_masterdata(
+        Path(settings.masterdata.items), Path(settings.masterdata.machines)
+    )
+    rules_path = Path(settings.rules.path)
+    tests_path = rules_path / "tests" if rules_path.is_dir() else rules_path.parent / "tests"
+    run = run_tests(
+        args.paths or [tests_path],
+        [rules_path],
+        masterdata,
+        settings.mqtt.topic_prefix,
+        settings.ingest.max_payload_bytes,
+    )
+    for text in report(run):
+        print(text)
+    return EXIT_OK if run.ok else EXIT_INVALID
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.explain import explain
+
+    return explain(args.id, settings, as_json=args.json)
 
 
 def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -239,10 +298,20 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from agent.store.repository import Store
 
     policy = load_policy(settings, [args.rules] if args.rules else None)
+    if args.against is not None:
+        from agent.backtest import backtest
+
+        old = load_policy(settings, [args.against])
+        return backtest(args.file, policy, old, settings, as_json=args.json)
     store = Store.open(args.db)
     try:
         result = replay(
-            args.file, policy, store, settings.mqtt.topic_prefix, settings.ingest.max_payload_bytes
+            args.file,
+            policy,
+            store,
+            settings.mqtt.topic_prefix,
+            settings.ingest.max_payload_bytes,
+            settings.rules.tick_s,
         )
     finally:
         store.close()

@@ -108,6 +108,9 @@ class DatabaseSettings(_Section):
 
 class RulesSettings(_Section):
     path: Path = Path("rules")
+    tick_s: Annotated[Number, Field(gt=0)] = 30.0
+    watch: bool = True
+    watch_interval_s: Annotated[Number, Field(gt=0)] = 1.0
 
 
 class MasterDataSettings(_Section):

@@ -1,25 +1,40 @@
 """The pure core: validated messages in, decisions out, through world state and the rule engine.
 
-No sockets, no database, no clock: the daemon, `replay` and (later) `rules test` all run this.
+No sockets, no database, no clock: the daemon, `replay` and `rules test` all run this, and pass
+the time in (`tick(now)`) for what time alone changes: derived values, `for`, schedules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 
 import structlog
 
-from agent.decisions.build import conditions_hold, decide
-from agent.model import Decision, Fact, Message
+from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
+from agent.decisions.lifecycle import Lifecycle, Track
+from agent.model import (
+    AlertDecision,
+    AlertResolved,
+    Decision,
+    Fact,
+    Message,
+    NotifyDecision,
+    PublishDecision,
+)
 from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine
 from agent.rulebook.rules import Rule, RuleSet
+from agent.rulebook.timing import Cron, parse_cron
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
 
 log = structlog.get_logger(__name__)
 
 EngineFactory = Callable[[EnginePlan], RuleEngine]
+# A scheduled rule over several aliases looks at every combination of facts: bound it.
+MAX_SCHEDULED_TUPLES = 100_000
 
 
 class Core:
@@ -34,6 +49,10 @@ class Core:
         self.ruleset = ruleset
         self._rules: dict[str, Rule] = ruleset.by_id()
         self._engine = engine_factory(compile_rules(ruleset))
+        self.lifecycle = Lifecycle()
+        self._crons: dict[str, Cron] = {}
+        self._next_run: dict[str, datetime] = {}
+        self._set_schedules()
 
     def process(self, messages: Iterable[Message]) -> list[Decision]:
         """Apply messages in order; return the decisions they caused, in order."""
@@ -42,21 +61,176 @@ class Core:
             fact = self.world.apply(message)
             if fact is None:
                 continue
-            matches = self._engine.update(fact.key, fact.fields)
-            decisions.extend(self._decide(matches, fact))
+            decisions.extend(self._update(fact, fact.updated_at))
         return decisions
 
-    def _decide(self, matches: list[Match], trigger: Fact) -> list[Decision]:
+    def tick(self, now: datetime) -> list[Decision]:
+        """What time alone changes at `now`: derived values, due `for` timers, schedules."""
         decisions: list[Decision] = []
+        for fact in self.world.refresh(now):
+            decisions.extend(self._update(fact, now, ticked=True))
+        for track in self.lifecycle.pending():
+            rule = self._rules.get(track.rule_id)
+            if rule is not None and track.due(rule, now):
+                decisions.extend(self._recheck(track, rule, now, ticked=True))
+        decisions.extend(self._run_schedules(now))
+        return decisions
+
+    def reload(self, ruleset: RuleSet, now: datetime | None = None) -> list[Decision]:
+        """Swap to a new rule set: a new engine re-seeded from the world state.
+
+        Pending and firing matches of unchanged rules carry over; new or changed rules are
+        evaluated against the current facts at once, at `now` (default: each fact's time);
+        unchanged ones do not fire again.
+        """
+        engine = self._engine_factory(compile_rules(ruleset))
+        old_rules, old_engine = self._rules, self._engine
+        self._engine, self.ruleset, self._rules = engine, ruleset, ruleset.by_id()
+        old_engine.close()
+        kept = self.lifecycle.keep_only(self._rules)
+        changed = {
+            rule.id
+            for rule in ruleset.rules
+            if rule.id not in old_rules or old_rules[rule.id].fingerprint != rule.fingerprint
+        }
+        decisions: list[Decision] = []
+        for fact in list(self.world):
+            matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
+            decisions.extend(self._decide(matches, now or fact.updated_at))
+        self._set_schedules(keep=self._next_run)
+        log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
+        return decisions
+
+    def _update(self, fact: Fact, at: datetime, ticked: bool = False) -> list[Decision]:
+        matches = self._engine.update(fact.key, fact.fields)
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        decisions = self._decide(matches, at, seen, ticked)
+        for track in self.lifecycle.involving(fact.key):
+            if track.key in seen:
+                continue
+            rule = self._rules.get(track.rule_id)
+            if rule is not None:
+                decisions.extend(self._recheck(track, rule, at, ticked))
+        return decisions
+
+    def _facts(self, keys: Mapping[str, str]) -> dict[str, Fact] | None:
+        facts = {alias: self.world.get(key) for alias, key in keys.items()}
+        if any(fact is None for fact in facts.values()):
+            return None
+        return {alias: fact for alias, fact in facts.items() if fact is not None}
+
+    def _decide(
+        self,
+        matches: list[Match],
+        at: datetime,
+        held: set[tuple[str, tuple[str, ...]]] | None = None,
+        ticked: bool = False,
+    ) -> list[Decision]:
+        """Decide on the engine's candidate matches; add the keys of those that hold to `held`."""
+        decisions: list[Decision] = []
+        done: set[tuple[str, tuple[str, ...]]] = set()
         for match in matches:
             rule = self._rules.get(match.rule_id)
-            facts = {alias: self.world.get(key) for alias, key in match.facts.items()}
-            if rule is None or any(fact is None for fact in facts.values()):
+            facts = self._facts(match.facts)
+            if rule is None or facts is None:
                 continue
-            resolved: dict[str, Fact] = {a: f for a, f in facts.items() if f is not None}
-            if not conditions_hold(rule, resolved):
+            ordered = {c.alias: match.facts[c.alias] for c in rule.conditions}
+            key = Lifecycle.key(rule, ordered)
+            if key in done:  # two `any:` alternatives matched the same facts
                 continue
-            decisions.extend(decide(rule, resolved, trigger.updated_at, self.ruleset.hash))
+            done.add(key)
+            if not conditions_hold(rule, facts):
+                continue
+            if held is not None:
+                held.add(key)
+            decisions.extend(self._holds(rule, ordered, facts, at, ticked))
+        return decisions
+
+    def _holds(
+        self,
+        rule: Rule,
+        keys: Mapping[str, str],
+        facts: Mapping[str, Fact],
+        at: datetime,
+        ticked: bool = False,
+    ) -> list[Decision]:
+        """The rule's condition holds on these facts at `at`: what to decide, given its past.
+
+        A match that keeps holding is repeated for each new message (the store counts it), not
+        for each tick, and it publishes and notifies only when it starts firing.
+        """
+        step = self.lifecycle.holds(rule, keys, at)
+        if step == "pending" or (step == "repeat" and ticked):
+            return []
+        made = decide(rule, facts, at, self.ruleset.hash)
+        if step == "repeat":
+            return [d for d in made if not isinstance(d, (PublishDecision, NotifyDecision))]
+        log.info("rule_fired", rule=rule.id, facts=list(keys.values()), pending_s=rule.for_s)
+        self.lifecycle.fired(
+            rule, keys, [d.dedup_key for d in made if isinstance(d, AlertDecision)]
+        )
+        return made
+
+    def _recheck(
+        self, track: Track, rule: Rule, at: datetime, ticked: bool = False
+    ) -> list[Decision]:
+        """A tracked match whose facts changed (or whose `for` is due): hold, wait or resolve."""
+        facts = self._facts(track.facts)
+        if facts is not None and conditions_hold(rule, facts):
+            return self._holds(rule, track.facts, facts, at, ticked)
+        if not track.firing:
+            self.lifecycle.drop(track)  # pending, and no longer true: it never fires
+            return []
+        if rule.resolve_when is None:
+            self.lifecycle.drop(track)  # no auto-resolve: the alert stays for a person to close
+            return []
+        if facts is None or not resolve_holds(rule, facts):
+            return []  # between the condition and resolve_when (hysteresis): still firing
+        self.lifecycle.drop(track)
+        keys = track.alert_keys or (alert_key(rule, facts),)
+        log.info("rule_resolved", rule=rule.id, facts=list(track.facts.values()))
+        return [
+            AlertResolved(key, at, rule.id, self.ruleset.hash, f"resolve_when: {rule.resolve_text}")
+            for key in keys
+        ]
+
+    def _set_schedules(self, keep: Mapping[str, datetime] | None = None) -> None:
+        self._crons = {r.id: parse_cron(r.schedule) for r in self.ruleset.rules if r.schedule}
+        self._next_run = {
+            rule_id: at for rule_id, at in (keep or {}).items() if rule_id in self._crons
+        }
+
+    def _run_schedules(self, now: datetime) -> list[Decision]:
+        decisions: list[Decision] = []
+        for rule_id, cron in self._crons.items():
+            due = self._next_run.get(rule_id)
+            if due is None:
+                due = cron.next_at(now)
+                if due is None:
+                    continue
+                self._next_run[rule_id] = due
+            if now < due:
+                continue
+            rule = self._rules[rule_id]
+            decisions.extend(self._evaluate_now(rule, now))
+            after = cron.next_after(now)
+            if after is not None:
+                self._next_run[rule_id] = after
+            else:
+                del self._next_run[rule_id]
+        return decisions
+
+    def _evaluate_now(self, rule: Rule, now: datetime) -> list[Decision]:
+        """A scheduled rule against the current facts: every tuple of facts that satisfies it."""
+        by_kind = {c.alias: [f for f in self.world if f.kind == c.kind] for c in rule.conditions}
+        aliases = list(by_kind)
+        decisions: list[Decision] = []
+        combos = itertools.product(*(by_kind[a] for a in aliases))
+        for combo in itertools.islice(combos, MAX_SCHEDULED_TUPLES):
+            facts = dict(zip(aliases, combo, strict=True))
+            if conditions_hold(rule, facts):
+                decisions.extend(decide(rule, facts, now, self.ruleset.hash))
+        log.info("schedule_ran", rule=rule.id, decisions=len(decisions))
         return decisions
 
     def close(self) -> None:

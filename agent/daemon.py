@@ -6,19 +6,34 @@ its decisions and dead letters are committed; a failed commit is retried, never 
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Connection
 
 from agent.adapters.mqtt import Inbound, MqttSource
+from agent.adapters.rulewatch import RuleWatcher
 from agent.clock import SystemClock
 from agent.config import Settings
 from agent.core import Core
-from agent.errors import StoreError, TransitionError
+from agent.errors import EngineError, RuleError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
-from agent.model import Message, Outcome, Rejected
+from agent.model import (
+    AlertDecision,
+    AlertResolved,
+    Decision,
+    Message,
+    NotifyDecision,
+    Outcome,
+    PublishDecision,
+    Rejected,
+)
 from agent.notify import commands
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
@@ -26,6 +41,8 @@ from agent.notify.sender import Sender
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
+from agent.rulebook.loader import load_rules
+from agent.rulebook.rules import RuleSet
 from agent.store.repository import ChangeHook, Store, StoredChange
 
 log = structlog.get_logger(__name__)
@@ -70,10 +87,23 @@ class Daemon:
         self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
+        # Work for the ingest thread (which owns the engine) from the scheduler, the rule
+        # watcher and SIGHUP: ("tick", "") or ("reload", why).
+        self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._tick_pending = threading.Event()
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and return (safe from a signal handler)."""
         self._stop.set()
+
+    def request_reload(self, why: str) -> None:
+        """Reload the rules between two batches (safe from a signal handler or another thread)."""
+        self._chores.put(("reload", why))
+
+    def _request_tick(self) -> None:
+        if not self._tick_pending.is_set():  # a slow loop gets one tick, not a backlog
+            self._tick_pending.set()
+            self._chores.put(("tick", ""))
 
     def run(self) -> int:
         ruleset = self.policy.ruleset
@@ -84,9 +114,19 @@ class Daemon:
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
             database=_safe_url(self.settings.database.url),
         )
+        self._record_rule_set(ruleset, "start")
         self.source.start()
         self.sender.start()
         self.digests.start()
+        scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
+        watcher = None
+        if self.settings.rules.watch:
+            watcher = RuleWatcher(
+                [Path(self.settings.rules.path)],
+                self.settings.rules.watch_interval_s,
+                self.request_reload,
+            )
+            watcher.start()
         batch_size = self.settings.ingest.batch_size
         wait_s = self.settings.ingest.batch_wait_ms / 1000.0
         try:
@@ -94,13 +134,106 @@ class Daemon:
                 batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
                 if batch:
                     self._handle(batch)
+                self._do_chores()
         finally:
             self.digests.stop()
             self.sender.stop()
+            scheduler.shutdown(wait=False)
+            if watcher is not None:
+                watcher.stop()
             self.source.stop()
             self.pipeline.core.close()
             log.info("agent_stopped")
         return 0
+
+    def _do_chores(self) -> None:
+        while True:
+            try:
+                chore, why = self._chores.get_nowait()
+            except queue.Empty:
+                return
+            if chore == "tick":
+                self._tick_pending.clear()
+                self._tick(datetime.now(UTC))
+            else:
+                self._reload(why)
+
+    def _tick(self, now: datetime) -> None:
+        try:
+            decisions = self.pipeline.core.tick(now)
+        except EngineError as exc:
+            log.error("tick_failed", error=str(exc))
+            return
+        if decisions:
+            self._commit_decisions(decisions)
+
+    def _reload(self, why: str) -> None:
+        """Validate the whole rule set; swap to it, or keep the running rules and raise an alert."""
+        started = datetime.now(UTC)
+        core = self.pipeline.core
+        current = core.ruleset
+        try:
+            # Rules only: the running master data stays (its facts are in the world state), so
+            # rules are checked against it. Master data changes take a restart.
+            ruleset = load_rules([Path(self.settings.rules.path)], self.policy.schema)
+            policy = Policy(self.policy.masterdata, self.policy.schema, ruleset)
+            if policy.ruleset.hash == current.hash:
+                log.info("rules_unchanged", rule_set=current.hash, why=why)
+                self._commit_decisions([self._reload_alert_resolved(current.hash)])
+                return
+            decisions = core.reload(policy.ruleset, started)
+        except (RuleError, EngineError) as exc:
+            self._reload_refused(exc, why, current.hash)
+            return
+        self.policy = policy
+        took_ms = (datetime.now(UTC) - started).total_seconds() * 1000
+        log.info(
+            "rules_reloaded",
+            rule_set=policy.ruleset.hash,
+            previous=current.hash,
+            rules=len(policy.ruleset.rules),
+            why=why,
+            took_ms=round(took_ms, 1),
+        )
+        self._record_rule_set(policy.ruleset, why)
+        self._commit_decisions([*decisions, self._reload_alert_resolved(policy.ruleset.hash)])
+
+    @staticmethod
+    def _reload_alert_resolved(rule_set: str) -> AlertResolved:
+        """Resolves the alert of an earlier refused change, if one is open: the files load now."""
+        now = datetime.now(UTC)
+        return AlertResolved(RELOAD_ALERT_KEY, now, RELOAD_RULE, rule_set, "the rule files load")
+
+    def _reload_refused(self, exc: Exception, why: str, running: str) -> None:
+        problems = [str(p) for p in exc.problems] if isinstance(exc, RuleError) else [str(exc)]
+        log.error("rules_reload_refused", why=why, running=running, problems=problems)
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        alert = AlertDecision(
+            dedup_key=RELOAD_ALERT_KEY,
+            severity="critical",
+            message=f"rule change refused, rule set {running} keeps running: {problems[0]}{more}",
+            site="agent",
+            subject="rules",
+            rule_id=RELOAD_RULE,
+            rule_set_hash=running,
+            matched={"problems": {str(i): p for i, p in enumerate(problems[:20])}},
+            at=datetime.now(UTC),
+        )
+        self._commit_decisions([alert])
+
+    def _record_rule_set(self, ruleset: RuleSet, by: str) -> None:
+        try:
+            self.store.record_rule_set(ruleset.hash, ruleset.files, datetime.now(UTC), by)
+        except StoreError as exc:
+            log.error("rule_set_record_failed", rule_set=ruleset.hash, error=str(exc))
+
+    def _commit_decisions(self, decisions: list[Decision]) -> None:
+        changes = self._commit(Outcome(decisions))
+        if changes is None:
+            return
+        self.sender.wake()
+        for change in changes:
+            _log_change(change)
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
         outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i in batch])
@@ -157,8 +290,23 @@ class Daemon:
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
 
+    def _hook(self, decisions: Sequence[Decision]) -> ChangeHook | None:
+        """What the store runs inside the batch's transaction: the outbox rows of the changes,
+        and of the rules' `publish` and `notify` actions (sent later, retried, never lost)."""
+        extra = [d for d in decisions if isinstance(d, (PublishDecision, NotifyDecision))]
+        if not extra and not self.outbox.active:
+            return None
+
+        def hook(connection: Connection, changes: Sequence[StoredChange]) -> None:
+            if self.outbox.active:
+                self.outbox.on_changes(connection, changes)
+            if extra:
+                self.outbox.on_decisions(connection, extra)
+
+        return hook
+
     def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
-        hook = self.outbox.on_changes if self.outbox.active else None
+        hook = self._hook(outcome.decisions)
         delay = RETRY_MIN_S
         while True:
             try:
@@ -174,6 +322,18 @@ class Daemon:
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+RELOAD_ALERT_KEY = "agent/rules/reload-refused"
+RELOAD_RULE = "rules-reload"
+
+
+def _start_scheduler(tick_s: float, tick: Callable[[], None]) -> BackgroundScheduler:
+    """An APScheduler 3 job that only asks the ingest loop for a tick (it owns the engine)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(tick, "interval", seconds=tick_s, id="tick", coalesce=True, max_instances=1)
+    scheduler.start()
+    return scheduler
 
 
 def _log_change(change: StoredChange) -> None:

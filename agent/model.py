@@ -101,7 +101,46 @@ class AlertDecision:
     repeat_s: float | None = None
 
 
-Decision = ActionDecision | AlertDecision
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    """A rule's `resolve_when` holds: the open alert with `dedup_key` becomes resolved."""
+
+    dedup_key: str
+    at: datetime
+    rule_id: str
+    rule_set_hash: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishDecision:
+    """A rule's `publish` action: one MQTT message for the daemon to send after the commit."""
+
+    topic: str
+    payload: Mapping[str, Value]
+    retain: bool
+    rule_id: str
+    rule_set_hash: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyDecision:
+    """A rule's `notify` action: tell the people behind a named route (see agent/notify/)."""
+
+    route: str
+    severity: Severity
+    message: str
+    dedup_key: str  # the alert key of the same rule and facts
+    site: str
+    subject: str
+    rule_id: str
+    rule_set_hash: str
+    matched: Mapping[str, Mapping[str, Value]]
+    at: datetime
+
+
+Decision = ActionDecision | AlertDecision | AlertResolved | PublishDecision | NotifyDecision
 
 
 @dataclass(frozen=True, slots=True)

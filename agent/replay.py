@@ -10,13 +10,14 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from agent.core import Core
 from agent.errors import AgentError
 from agent.ingest.topics import TopicMap
+from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.store.repository import Store, StoredChange
@@ -74,9 +75,15 @@ def _timestamp(path: Path, number: int, value: Any) -> datetime:
 
 
 def replay(
-    path: Path, policy: Policy, store: Store, topic_prefix: str, max_payload_bytes: int
+    path: Path,
+    policy: Policy,
+    store: Store,
+    topic_prefix: str,
+    max_payload_bytes: int,
+    tick_s: float = 30.0,
 ) -> ReplayResult:
-    """Run the recording through the pipeline in batches, storing as the daemon would."""
+    """Run the recording through the pipeline in batches, storing as the daemon would, with a
+    scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would)."""
     pipeline = Pipeline(
         Core(policy.ruleset, policy.masterdata), TopicMap(topic_prefix), max_payload_bytes
     )
@@ -84,8 +91,22 @@ def replay(
     messages = dead = 0
     started = time.perf_counter()
     batch: list[Raw] = []
+    tick = timedelta(seconds=tick_s)
+    next_tick: datetime | None = None
     try:
         for raw in read_recording(path):
+            if next_tick is None:
+                next_tick = raw.received_at + tick
+            if raw.received_at >= next_tick:
+                if batch:
+                    dead += _flush(pipeline, store, batch, changes)
+                    messages += len(batch)
+                    batch = []
+                while raw.received_at >= next_tick:
+                    ticked = pipeline.core.tick(next_tick)
+                    if ticked:
+                        changes.extend(store.apply(Outcome(ticked)))
+                    next_tick += tick
             batch.append(raw)
             if len(batch) >= BATCH:
                 dead += _flush(pipeline, store, batch, changes)

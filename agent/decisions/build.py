@@ -12,9 +12,17 @@ from typing import Any
 
 import structlog
 
-from agent.model import ActionDecision, AlertDecision, Decision, Fact, Value
+from agent.model import (
+    ActionDecision,
+    AlertDecision,
+    Decision,
+    Fact,
+    NotifyDecision,
+    PublishDecision,
+    Value,
+)
 from agent.rulebook import expr
-from agent.rulebook.rules import ActionSpec, Param, Rule
+from agent.rulebook.rules import ActionSpec, Condition, Param, Rule
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +44,19 @@ def field_resolver(facts: Mapping[str, Fact]) -> expr.Resolver:
 
 
 def conditions_hold(rule: Rule, facts: Mapping[str, Fact]) -> bool:
-    """The whole `when` of a rule, checked in Python on the tuple the engine proposed."""
-    for condition in rule.conditions:
+    """The whole `when` of a rule (any of its alternatives), checked in Python on the tuple."""
+    return any(_variant_holds(variant, facts) for variant in rule.variants)
+
+
+def resolve_holds(rule: Rule, facts: Mapping[str, Fact]) -> bool:
+    """The rule's `resolve_when` on these facts (False when it has none)."""
+    if rule.resolve_when is None:
+        return False
+    return expr.holds(rule.resolve_when, field_resolver(facts))
+
+
+def _variant_holds(conditions: tuple[Condition, ...], facts: Mapping[str, Fact]) -> bool:
+    for condition in conditions:
         fact = facts.get(condition.alias)
         if fact is None or fact.kind != condition.kind:
             return False
@@ -66,13 +85,51 @@ def decide(
     for spec in rule.actions:
         params = {name: _value(param, resolve) for name, param in spec.params.items()}
         if spec.kind == "alert":
-            key = rule.key.render(resolve) if rule.key else _alert_key(rule, facts)
             severity = params.get("severity") or rule.severity
             decisions.append(
                 AlertDecision(
-                    dedup_key=key,
+                    dedup_key=alert_key(rule, facts),
                     severity=severity,  # type: ignore[arg-type]
                     message=str(params["message"]),
+                    site=first.site,
+                    subject=first.subject,
+                    rule_id=rule.id,
+                    rule_set_hash=rule_set_hash,
+                    matched=matched,
+                    at=at,
+                    repeat_s=rule.repeat_s,
+                )
+            )
+            continue
+        if spec.kind == "publish":
+            payload = (
+                {
+                    name: _plain(expr.evaluate(node, resolve))
+                    for name, node in (spec.params["payload"].items or {}).items()
+                }
+                if "payload" in spec.params
+                else {}
+            )
+            if params.get("message") is not None:
+                payload["message"] = params["message"]
+            decisions.append(
+                PublishDecision(
+                    topic=str(params["topic"]),
+                    payload=payload,
+                    retain=params.get("retain") is True,
+                    rule_id=rule.id,
+                    rule_set_hash=rule_set_hash,
+                    at=at,
+                )
+            )
+            continue
+        if spec.kind == "notify":
+            decisions.append(
+                NotifyDecision(
+                    route=str(params["route"]),
+                    severity=params.get("severity") or rule.severity,  # type: ignore[arg-type]
+                    message=str(params.get("message") or _first_alert_message(rule, resolve)),
+                    dedup_key=alert_key(rule, facts),
                     site=first.site,
                     subject=first.subject,
                     rule_id=rule.id,
@@ -97,7 +154,22 @@ def _value(param: Param, resolve: expr.Resolver) -> Value:
     return param.choice
 
 
-def _alert_key(rule: Rule, facts: Mapping[str, Fact]) -> str:
+def _plain(value: Any) -> Value:
+    return value if isinstance(value, (str, int, float, bool, list)) else None
+
+
+def _first_alert_message(rule: Rule, resolve: expr.Resolver) -> str:
+    """A `notify` without a message says what the rule's alert says, or the rule's description."""
+    for spec in rule.actions:
+        if spec.kind == "alert" and spec.params["message"].template is not None:
+            return spec.params["message"].template.render(resolve)
+    return rule.description or rule.id
+
+
+def alert_key(rule: Rule, facts: Mapping[str, Fact]) -> str:
+    """The rule's `key` template, or rule id + site + the matched subjects."""
+    if rule.key is not None:
+        return rule.key.render(field_resolver(facts))
     first = facts[rule.conditions[0].alias]
     subjects = "/".join(facts[c.alias].subject for c in rule.conditions)
     return f"{rule.id}/{first.site}/{subjects}"

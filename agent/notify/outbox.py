@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from agent.clock import Clock
 from agent.config import NotifySettings, RouteSettings
+from agent.model import NotifyDecision, PublishDecision
 from agent.notify.message import render
 from agent.notify.routes import matching, quiet_until, subject_of
 from agent.report import record
@@ -96,6 +97,59 @@ class Outbox:
         known = _existing_keys(connection, list(wanted))
         rows = [build() for key, build in wanted.items() if key not in known]
         self._insert(connection, [row for row in rows if row is not None])
+
+    def on_decisions(
+        self, connection: Connection, decisions: Sequence[PublishDecision | NotifyDecision]
+    ) -> None:
+        """Outbox rows for rules' `publish` and `notify` actions, in the decision's transaction.
+
+        They are sent by the sender like any other row: retried, and never lost to a crash
+        between the commit and the send.
+        """
+        now = self.clock.now()
+        rows: list[dict[str, Any]] = []
+        for decision in decisions:
+            at = decision.at.isoformat()
+            if isinstance(decision, PublishDecision):
+                rows.append(
+                    self._row(
+                        dedup_key=f"{MQTT}/rule/{decision.rule_id}/{decision.topic}/{at}",
+                        channel=MQTT,
+                        route="",
+                        event="publish",
+                        ref=(None, None),
+                        severity=None,
+                        topic=decision.topic,
+                        title=f"rule {decision.rule_id} publishes",
+                        body=json.dumps(dict(decision.payload), default=str, sort_keys=True),
+                        now=now,
+                        not_before=now,
+                    )
+                )
+                continue
+            route = self.routes.get(decision.route)
+            if route is None:
+                log.warning("notify_route_unknown", route=decision.route, rule=decision.rule_id)
+                continue
+            for channel in route.channels:
+                rows.append(
+                    self._row(
+                        dedup_key=f"{route.name}/{channel}/notify/{decision.dedup_key}/{at}",
+                        channel=channel,
+                        route=route.name,
+                        event="notify",
+                        ref=(None, None),
+                        severity=decision.severity,
+                        topic=None,
+                        title=f"[{decision.severity}] {decision.subject}: {decision.rule_id}",
+                        body=f"{decision.message}\n(rule {decision.rule_id})",
+                        now=now,
+                        not_before=self._not_before(
+                            connection, route, channel, decision.severity, now
+                        ),
+                    )
+                )
+        self._insert(connection, rows)
 
     def _publication(self, key: str, change: StoredChange, now: datetime) -> dict[str, Any]:
         # One publication per status a row reaches: count bumps of an open row are not news.

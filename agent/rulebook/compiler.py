@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.rulebook import expr
-from agent.rulebook.rules import Condition, Rule, RuleSet
+from agent.rulebook.rules import Condition, RuleSet
 
 _ENGINE_OPS = {"==": "", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _FLIPPED = {"==": "==", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -28,19 +28,25 @@ class EnginePlan:
     rule_ids: Mapping[str, str]  # engine rule name -> rule id
     aliases: Mapping[str, tuple[str, ...]]  # engine rule name -> user alias per position (a0, a1..)
     fields: frozenset[str]  # fact fields the definitions test (plus kind)
+    variants: Mapping[str, int] = field(default_factory=dict)  # engine rule name -> `any:` index
 
 
 def compile_rules(ruleset: RuleSet) -> EnginePlan:
     definitions: dict[str, dict[str, Any]] = {}
     rule_ids: dict[str, str] = {}
     aliases: dict[str, tuple[str, ...]] = {}
+    variants: dict[str, int] = {}
     used: set[str] = {"kind"}
     for index, rule in enumerate(ruleset.rules):
-        name = f"r{index}"
-        definitions[name] = {"all": _compile_rule(rule, used)}
-        rule_ids[name] = rule.id
-        aliases[name] = tuple(c.alias for c in rule.conditions)
-    return EnginePlan(definitions, rule_ids, aliases, frozenset(used))
+        if rule.schedule:
+            continue  # evaluated on its timetable, against the world state, not by the engine
+        for number, conditions in enumerate(rule.variants):
+            name = f"r{index}" if number == 0 else f"r{index}v{number}"
+            definitions[name] = {"all": _compile_conditions(conditions, used)}
+            rule_ids[name] = rule.id
+            aliases[name] = tuple(c.alias for c in conditions)
+            variants[name] = number
+    return EnginePlan(definitions, rule_ids, aliases, frozenset(used), variants)
 
 
 def engine_alias(position: int) -> str:
@@ -48,10 +54,10 @@ def engine_alias(position: int) -> str:
     return f"a{position}"
 
 
-def _compile_rule(rule: Rule, used: set[str]) -> list[dict[str, Any]]:
-    positions = {c.alias: i for i, c in enumerate(rule.conditions)}
+def _compile_conditions(conditions: tuple[Condition, ...], used: set[str]) -> list[dict[str, Any]]:
+    positions = {c.alias: i for i, c in enumerate(conditions)}
     compiled = []
-    for position, condition in enumerate(rule.conditions):
+    for position, condition in enumerate(conditions):
         terms = [
             term
             for node in expr.conjuncts(condition.expr)

@@ -34,6 +34,7 @@ class Match:
 
     rule_id: str
     facts: Mapping[str, str]
+    variant: int = 0  # which `when: any:` alternative matched
 
 
 class RuleEngine(Protocol):
@@ -78,6 +79,7 @@ class DurableEngine:
     def _action(self, name: str) -> Any:
         rule_id = self._plan.rule_ids[name]
         aliases = self._plan.aliases[name]
+        variant = self._plan.variants.get(name, 0)
         fired = self._fired
         key_of = self._key_of
 
@@ -86,7 +88,7 @@ class DurableEngine:
             facts = {
                 alias: key_of[matched[engine_alias(i)]["id"]] for i, alias in enumerate(aliases)
             }
-            fired.append(Match(rule_id, facts))
+            fired.append(Match(rule_id, facts, variant))
 
         return run
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,23 +21,39 @@ from agent.rulebook import expr
 from agent.rulebook.fields import FactSchema
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule, RuleSet
 from agent.rulebook.template import Template, parse_template
+from agent.rulebook.timing import parse_cron, parse_duration
 from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
 
-RULE_KEYS: Final = frozenset({"id", "description", "when", "then", "enabled", "severity", "key"})
-LATER_KEYS: Final = frozenset({"for", "resolve_when", "repeat", "schedule", "any"})
+RULE_KEYS: Final = frozenset(
+    {
+        "id",
+        "description",
+        "when",
+        "then",
+        "enabled",
+        "severity",
+        "key",
+        "for",
+        "resolve_when",
+        "repeat",
+        "schedule",
+    }
+)
 RULE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 ALIAS: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 FACT_KINDS: Final[tuple[FactKind, ...]] = ("stock", "machine")
 MAX_RULES: Final = 2000
 # durable-rules breaks at 512 rules testing different values of one property (notes).
 MAX_SIBLING_TESTS: Final = 500
+# ... and refuses a fact of 253+ properties: the engine is given only the fields rules test.
+MAX_ENGINE_FIELDS: Final = 240
 
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
     """How an action parameter is written: an expression, a {} template, or one of fixed words."""
 
-    form: str  # "expr" | "text" | "choice"
+    form: str  # "expr" | "text" | "choice" | "name" | "exprs" (a mapping of expressions)
     required: bool = False
     choices: tuple[str, ...] = ()
     type: str = expr.ANY  # for "expr": the type it must have
@@ -69,7 +86,20 @@ ACTIONS: Final[Mapping[str, Mapping[str, ParamSpec]]] = {
         "message": ParamSpec("text", True),
         "severity": ParamSpec("choice", choices=SEVERITIES),
     },
+    "publish": {
+        "topic": ParamSpec("text", True),
+        "message": ParamSpec("text"),
+        "payload": ParamSpec("exprs"),
+        "retain": ParamSpec("choice", choices=(True, False)),  # type: ignore[arg-type]
+    },
+    "notify": {
+        "route": ParamSpec("name", True),
+        "message": ParamSpec("text"),
+        "severity": ParamSpec("choice", choices=SEVERITIES),
+    },
 }
+ROUTE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MQTT_WILDCARDS: Final = ("+", "#")
 PARAM_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
     "reorder": {"priority": "normal"},
     "work_order": {"priority": "normal"},
@@ -207,9 +237,7 @@ def _parse_rule(
         return None
     ctx.rule_id = rule_id
     for key in entry:
-        if key in LATER_KEYS:
-            ctx.problem(entry.lines[key], f"option {key!r} is not supported by this version yet")
-        elif key not in RULE_KEYS:
+        if key not in RULE_KEYS:
             ctx.problem(
                 entry.lines[key],
                 f"unknown key {key!r}",
@@ -229,13 +257,19 @@ def _parse_rule(
             f"one of {', '.join(SEVERITIES)}",
         )
     key_template = _parse_key(entry, ctx)
-    conditions, kinds = _parse_when(entry, line, ctx, schema)
+    alternatives, kinds = _parse_when(entry, line, ctx, schema)
+    conditions = alternatives[0] if alternatives else None
     # `then` is checked even when `when` has problems, so a file's problems all show at once.
     actions = _parse_then(entry, line, ctx, schema, kinds, conditions)
     if key_template is not None:
         _check_fields(key_template.fields, entry.lines["key"], ctx, schema, kinds)
-    if conditions is None or actions is None:
+    timing = _parse_timing(entry, ctx)
+    resolve = _parse_resolve_when(entry, ctx, schema, kinds)
+    if alternatives is None or conditions is None or actions is None or timing is None:
         return None
+    if resolve is False or resolve is True:
+        return None
+    for_s, repeat_s, schedule = timing
     rule = Rule(
         rule_id,
         str(description),
@@ -245,8 +279,82 @@ def _parse_rule(
         key_template,
         ctx.file,
         line,
+        alternatives=tuple(tuple(a) for a in alternatives) if len(alternatives) > 1 else (),
+        for_s=for_s,
+        resolve_when=resolve[0] if resolve else None,
+        resolve_text=resolve[1] if resolve else "",
+        repeat_s=repeat_s,
+        schedule=schedule,
+        fingerprint=_fingerprint(entry),
     )
     return rule, enabled is True
+
+
+def _fingerprint(entry: LineMap) -> str:
+    """A hash of what the rule says (not where it stands): survives edits to other rules."""
+    body = {k: v for k, v in entry.items() if k != "description"}
+    text = json.dumps(body, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | None, str] | None:
+    """`for`, `repeat` and `schedule`: (for seconds, repeat seconds or None, cron text)."""
+    ok = True
+    values: dict[str, float | None] = {"for": 0.0, "repeat": None}
+    for name in ("for", "repeat"):
+        if name not in entry:
+            continue
+        try:
+            values[name] = parse_duration(entry[name])
+        except ValueError as exc:
+            ctx.problem(entry.lines[name], f"{name}: {exc}", "e.g. `for: 10m`, `repeat: 4h`")
+            ok = False
+    if values["repeat"] == 0:
+        ctx.problem(entry.lines["repeat"], "repeat: must be longer than 0s")
+        ok = False
+    schedule = ""
+    if "schedule" in entry:
+        try:
+            schedule = parse_cron(entry["schedule"]).text
+        except ValueError as exc:
+            ctx.problem(entry.lines["schedule"], str(exc), "crontab fields, e.g. '0 6 * * mon-fri'")
+            ok = False
+        if "for" in entry:
+            ctx.problem(
+                entry.lines["for"],
+                "a scheduled rule cannot also have `for`",
+                "it is evaluated at the scheduled times only: drop one of the two",
+            )
+            ok = False
+    if not ok:
+        return None
+    return values["for"] or 0.0, values["repeat"], schedule
+
+
+def _parse_resolve_when(
+    entry: LineMap, ctx: _FileContext, schema: FactSchema, kinds: Mapping[str, FactKind]
+) -> tuple[expr.Node, str] | bool | None:
+    """The parsed `resolve_when`, None when absent, False when wrong (reported)."""
+    if "resolve_when" not in entry:
+        return None
+    text = entry["resolve_when"]
+    at = entry.lines["resolve_when"]
+    if not isinstance(text, str):
+        ctx.problem(at, "resolve_when must be an expression", "e.g. `m.temp_c < m.max_temp_c - 5`")
+        return False
+    if not kinds:
+        return False  # `when` is wrong: reported already
+    only = next(iter(kinds)) if len(kinds) == 1 else None
+    try:
+        node = expr.parse(text)
+        found = expr.check(node, _resolver(schema, kinds, only))
+    except ExpressionError as exc:
+        ctx.problem(at, f"resolve_when: {exc}", _field_hint(exc, schema, kinds, only))
+        return False
+    if found not in (expr.BOOL, expr.ANY):
+        ctx.problem(at, f"resolve_when is a {found}, not true/false")
+        return False
+    return node, text
 
 
 def _parse_key(entry: LineMap, ctx: _FileContext) -> Template | None:
@@ -261,8 +369,8 @@ def _parse_key(entry: LineMap, ctx: _FileContext) -> Template | None:
 
 def _parse_when(
     entry: LineMap, line: int, ctx: _FileContext, schema: FactSchema
-) -> tuple[list[Condition] | None, dict[str, FactKind]]:
-    """The rule's conditions (None if any is wrong) and the kind of every alias that says it."""
+) -> tuple[list[list[Condition]] | None, dict[str, FactKind]]:
+    """The rule's alternatives (one unless `any:`), None if any is wrong, and the alias kinds."""
     when = entry.get("when")
     when_line = entry.lines.get("when", line)
     if not isinstance(when, LineMap) or not when:
@@ -272,6 +380,47 @@ def _parse_when(
             'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`',
         )
         return None, {}
+    if "any" not in when:
+        conditions, kinds = _parse_conditions(when, ctx, schema)
+        return (None if conditions is None else [conditions]), kinds
+    options = when["any"]
+    any_line = when.lines["any"]
+    if len(when) != 1 or not isinstance(options, LineList) or not options:
+        ctx.problem(
+            any_line,
+            "`when: any:` must be the only entry of `when`, with a list of alternatives",
+            "each alternative is a mapping `alias: expression`",
+        )
+        return None, {}
+    alternatives: list[list[Condition]] = []
+    first_kinds: dict[str, FactKind] = {}
+    ok = True
+    for index, (option_line, option) in enumerate(zip(options.lines, options, strict=True)):
+        if not isinstance(option, LineMap) or not option:
+            ctx.problem(option_line, "each `any:` alternative is a mapping `alias: expression`")
+            ok = False
+            continue
+        conditions, kinds = _parse_conditions(option, ctx, schema)
+        if index == 0:
+            first_kinds = kinds
+        elif kinds and first_kinds and kinds != first_kinds:
+            ctx.problem(
+                option_line,
+                "every `any:` alternative must use the same aliases of the same kinds",
+                f"the first uses {', '.join(f'{a} ({k})' for a, k in first_kinds.items())}",
+            )
+            ok = False
+        if conditions is None:
+            ok = False
+        else:
+            alternatives.append(conditions)
+    return (alternatives if ok else None), first_kinds
+
+
+def _parse_conditions(
+    when: LineMap, ctx: _FileContext, schema: FactSchema
+) -> tuple[list[Condition] | None, dict[str, FactKind]]:
+    """One set of named conditions (None if any is wrong) and the kind of every alias."""
     parsed: list[tuple[str, expr.Node, str, int]] = []
     kinds: dict[str, FactKind] = {}
     for alias, text in when.items():
@@ -458,6 +607,17 @@ def _parse_param(
     kinds: Mapping[str, str],
     only: str | None,
 ) -> Param | None:
+    if spec.form == "name":
+        if not isinstance(value, str) or not ROUTE.fullmatch(value):
+            ctx.problem(
+                line,
+                f"{kind}: {name} must be a name such as `maintenance-team`; got {value!r}",
+                "routes are defined in the notification settings",
+            )
+            return None
+        return Param(name, choice=value)
+    if spec.form == "exprs":
+        return _parse_exprs(kind, name, value, line, ctx, schema, kinds, only)
     if spec.form == "choice":
         if value not in spec.choices:
             ctx.problem(
@@ -476,6 +636,9 @@ def _parse_param(
             return None
         if not _check_fields(template.fields, line, ctx, schema, kinds, only, f"{kind}: {name}"):
             return None
+        if kind == "publish" and name == "topic" and any(w in str(value) for w in MQTT_WILDCARDS):
+            ctx.problem(line, "publish: topic must not contain the wildcards + or #")
+            return None
         return Param(name, template=template)
     text = value if isinstance(value, str) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -493,6 +656,50 @@ def _parse_param(
         ctx.problem(line, f"{kind}: {name} must be a {spec.type}, but {text!r} is a {found}")
         return None
     return Param(name, expr=node)
+
+
+def _parse_exprs(
+    kind: str,
+    name: str,
+    value: Any,
+    line: int,
+    ctx: _FileContext,
+    schema: FactSchema,
+    kinds: Mapping[str, str],
+    only: str | None,
+) -> Param | None:
+    """A mapping of field name -> expression, e.g. a published payload."""
+    if not isinstance(value, LineMap):
+        ctx.problem(line, f"{kind}: {name} must be a mapping of `field: expression`")
+        return None
+    items: dict[str, expr.Node] = {}
+    for field_name, text in value.items():
+        at = value.lines.get(field_name, line)
+        if not isinstance(field_name, str) or not ALIAS.fullmatch(field_name):
+            ctx.problem(
+                at,
+                f"{kind}: {name}: invalid field name {field_name!r}",
+                "YAML reads on/off/yes/no as true/false: quote such names",
+            )
+            return None
+        source = (
+            repr(text) if isinstance(text, (int, float)) and not isinstance(text, bool) else text
+        )
+        if isinstance(text, bool):
+            source = "true" if text else "false"
+        if not isinstance(source, str):
+            ctx.problem(at, f"{kind}: {name}.{field_name} must be an expression")
+            return None
+        try:
+            node = expr.parse(source)
+            expr.check(node, _resolver(schema, kinds, only))
+        except ExpressionError as exc:
+            ctx.problem(
+                at, f"{kind}: {name}.{field_name}: {exc}", _field_hint(exc, schema, kinds, only)
+            )
+            return None
+        items[field_name] = node
+    return Param(name, items=items)
 
 
 def _default_param(name: str, spec: ParamSpec, kinds: Mapping[str, FactKind]) -> Param | None:
@@ -532,7 +739,7 @@ def _check_engine_limits(rules: Sequence[Rule]) -> list[RuleProblem]:
     tests: dict[str, set[tuple[str, Any]]] = {}
     where: dict[str, Rule] = {}
     for rule in rules:
-        for condition in rule.conditions:
+        for condition in (c for variant in rule.variants for c in variant):
             for term in expr.conjuncts(condition.expr):
                 if (
                     isinstance(term, expr.Binary)
@@ -542,6 +749,25 @@ def _check_engine_limits(rules: Sequence[Rule]) -> list[RuleProblem]:
                     tests.setdefault(term.left.name, set()).add((term.op, term.right.value))
                     where.setdefault(term.left.name, rule)
     problems = []
+    names = {
+        ref.name
+        for rule in rules
+        for variant in rule.variants
+        for condition in variant
+        for ref in expr.fields(condition.expr)
+    }
+    if len(names) > MAX_ENGINE_FIELDS and rules:
+        rule = rules[-1]
+        problems.append(
+            RuleProblem(
+                rule.file,
+                rule.line,
+                rule.id,
+                f"the rule set tests {len(names)} different fields; the engine takes at most "
+                f"{MAX_ENGINE_FIELDS} per fact",
+                "move per-subject values into master data fields",
+            )
+        )
     for name, values in tests.items():
         if len(values) > MAX_SIBLING_TESTS:
             rule = where[name]

@@ -32,6 +32,7 @@ class Param:
     expr: Node | None = None
     template: Template | None = None
     choice: Value = None
+    items: Mapping[str, Node] | None = None  # a mapping of expressions (publish payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +54,25 @@ class Rule:
     key: Template | None
     file: str
     line: int
+    # `when: any:` alternatives; `conditions` is the first. Empty for a plain `when`.
+    alternatives: tuple[tuple[Condition, ...], ...] = ()
+    for_s: float = 0.0  # `for`: the condition must hold this long before the rule fires
+    resolve_when: Node | None = None  # auto-resolve the rule's alerts when this holds
+    resolve_text: str = ""
+    repeat_s: float | None = None  # re-notify interval while firing and unacknowledged
+    schedule: str = ""  # cron: evaluated on this timetable instead of on fact changes
+    fingerprint: str = ""  # identifies the rule's text: unchanged rules keep pending timers
 
     def condition(self, alias: str) -> Condition:
         for condition in self.conditions:
             if condition.alias == alias:
                 return condition
         raise KeyError(alias)
+
+    @property
+    def variants(self) -> tuple[tuple[Condition, ...], ...]:
+        """Every way the rule can match: its `any:` alternatives, or its one `when`."""
+        return self.alternatives or (self.conditions,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
-from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected
+from agent.model import (
+    ActionDecision,
+    AlertDecision,
+    AlertResolved,
+    Decision,
+    Outcome,
+    Rejected,
+)
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
 from agent.store.tables import (
     ACTION_OPEN,
@@ -43,6 +50,7 @@ from agent.store.tables import (
     action_table,
     alert_table,
     dead_letter_table,
+    rule_set_table,
 )
 
 log = structlog.get_logger(__name__)
@@ -142,8 +150,10 @@ class Store:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
 
         A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
-        it opens a new row. Changes come back in the decisions' order. `on_changes` runs in the
-        same transaction (the outbox is written there).
+        it opens a new row. An `AlertResolved` resolves its key's open alert (a change with
+        status "resolved", or nothing if none is open); `PublishDecision` and `NotifyDecision`
+        are not stored here. Changes come back in the decisions' order. `on_changes` runs in
+        the same transaction (the outbox is written there).
         """
         if not outcome.decisions and not outcome.rejected:
             return []
@@ -151,7 +161,7 @@ class Store:
             with self._engine.begin() as connection:
                 _store_dead_letters(connection, outcome.rejected)
                 changes = self._store_decisions(connection, outcome.decisions)
-                if on_changes is not None and changes:
+                if on_changes is not None:
                     on_changes(connection, changes)
         except SQLAlchemyError as exc:
             error = store_error(exc, "could not store the batch (rolled back)")
@@ -237,15 +247,56 @@ class Store:
         # share keys wait for each other instead of deadlocking. The sort is stable: two
         # decisions with one key stay in their order (created, then updated).
         changes: list[StoredChange | None] = [None] * len(decisions)
-        for index in sorted(range(len(decisions)), key=lambda i: _lock_order(decisions[i])):
-            decision = decisions[index]
+        stored = [
+            (i, d) for i, d in enumerate(decisions) if isinstance(d, ActionDecision | AlertDecision)
+        ]
+        for index, decision in sorted(stored, key=lambda pair: _lock_order(pair[1])):
             if isinstance(decision, ActionDecision):
                 change = self._store_action(connection, decision, open_keys["action"])
             else:
                 change = self._store_alert(connection, decision, open_keys["alert"])
             open_keys[change.table].add(decision.dedup_key)
             changes[index] = change
+        # Resolutions come after the batch's alerts, in order: fire-then-resolve ends resolved.
+        for index, resolution in enumerate(decisions):
+            if isinstance(resolution, AlertResolved):
+                changes[index] = _resolve_alert(connection, resolution)
+                open_keys["alert"].discard(resolution.dedup_key)
         return [change for change in changes if change is not None]
+
+    def record_rule_set(
+        self, hash: str, files: Sequence[str], loaded_at: datetime, loaded_by: str
+    ) -> int:
+        """Remember that a rule set was loaded (by whom or what): decisions name it by hash."""
+        row = {
+            "hash": hash,
+            "files": list(files),
+            "loaded_at": loaded_at,
+            "loaded_by": loaded_by,
+        }
+        try:
+            with self._engine.begin() as connection:
+                new_id = connection.execute(
+                    insert(rule_set_table).returning(rule_set_table.c.id), row
+                ).scalar_one()
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not record the rule set") from exc
+        return int(new_id)
+
+    def rule_sets(self) -> list[dict[str, Any]]:
+        """Loaded rule sets, newest first."""
+        return self._rows(rule_set_table, (), None)
+
+    def find(self, table: TableName, id: int) -> dict[str, Any] | None:
+        """One action or alert by id, or None."""
+        target = action_table if table == "action" else alert_table
+        try:
+            with self._reading() as connection:
+                row = connection.execute(select(target).where(target.c.id == id)).mappings()
+                found = row.one_or_none()
+        except SQLAlchemyError as exc:
+            raise store_error(exc, f"could not read {table} {id}") from exc
+        return None if found is None else dict(found)
 
     def _store_action(
         self, connection: Connection, decision: ActionDecision, open_keys: set[str]
@@ -359,6 +410,25 @@ def _link_previous_episode(connection: Connection, change: StoredChange) -> Stor
     return StoredChange(change.table, change.id, True, {**change.row, "previous_id": previous})
 
 
+def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredChange | None:
+    """The open alert of the key becomes resolved (by its rule); None when none is open."""
+    statement = (
+        update(alert_table)
+        .where(alert_table.c.dedup_key == decision.dedup_key, text(ALERT_OPEN))
+        .values(
+            status="resolved",
+            resolved_at=decision.at,
+            resolved_by=f"rule:{decision.rule_id}",
+            note=decision.reason,
+        )
+        .returning(*alert_table.c)
+    )
+    row = connection.execute(statement).mappings().one_or_none()
+    if row is None:
+        return None
+    return StoredChange("alert", row["id"], False, json_friendly(row))
+
+
 def _open_keys(
     connection: Connection, table: Table, open_predicate: str, decisions: Sequence[Decision]
 ) -> set[str]:
@@ -432,7 +502,7 @@ def _step(table: str, command: str) -> _Transition:
     return step
 
 
-def _lock_order(decision: Decision) -> tuple[int, str]:
+def _lock_order(decision: ActionDecision | AlertDecision) -> tuple[int, str]:
     return (0 if isinstance(decision, ActionDecision) else 1, decision.dedup_key)
 
 

@@ -208,7 +208,20 @@ class Outbox(TableModel, table=True):
     )
 
 
+class RuleSetRecord(TableModel, table=True):
+    """A rule set the agent loaded: its hash (named by every decision), files, when, by what."""
+
+    __tablename__ = "rule_set"
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    hash: str = Field(sa_column=Column(String, nullable=False))
+    files: list[str] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    loaded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    loaded_by: str = Field(sa_column=Column(String, nullable=False))
+
+
 action_table: Table = Action.__table__  # type: ignore[attr-defined]
 alert_table: Table = Alert.__table__  # type: ignore[attr-defined]
 dead_letter_table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
 outbox_table: Table = Outbox.__table__  # type: ignore[attr-defined]
+rule_set_table: Table = RuleSetRecord.__table__  # type: ignore[attr-defined]

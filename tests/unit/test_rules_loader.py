@@ -122,7 +122,7 @@ def test_duplicate_ids_across_files_are_refused() -> None:
         (GOOD.replace("- reorder:", "- reorder:\n          qty: 3\n"), "unknown parameter 'qty'"),
         (GOOD.replace("{stock.sku} low", "{stock.__class__}"), "'__'"),
         (GOOD.replace("max(stock.reorder_qty", "max(stock.sku"), "needs numbers"),
-        (GOOD.replace("    when:", "    for: 10m\n    when:"), "not supported by this version"),
+        (GOOD.replace("    when:", "    for: 10 minutes\n    when:"), "bad duration"),
     ],
 )
 def test_refusals(text: str, fragment: str) -> None:
