@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from agent.decisions.build import conditions_hold, decide
-from agent.model import Decision, Fact, Message
+from agent.model import ActionDecision, Decision, Fact, Message, OpenReorder
 from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine
 from agent.rulebook.rules import Rule, RuleSet
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
+from agent.world.stock import StockPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +29,9 @@ class Core:
         ruleset: RuleSet,
         masterdata: MasterData,
         engine_factory: EngineFactory = DurableEngine,
+        stock_policy: StockPolicy | None = None,
     ) -> None:
-        self.world = WorldState(masterdata)
+        self.world = WorldState(masterdata, stock_policy)
         self._engine_factory = engine_factory
         self.ruleset = ruleset
         self._rules: dict[str, Rule] = ruleset.by_id()
@@ -39,12 +41,36 @@ class Core:
         """Apply messages in order; return the decisions they caused, in order."""
         decisions: list[Decision] = []
         for message in messages:
-            fact = self.world.apply(message)
+            if message.kind == "receipt":
+                receipt, fact = self.world.receive(message)
+                if receipt is not None:
+                    decisions.append(receipt)
+            else:
+                fact = self.world.apply(message)
             if fact is None:
                 continue
             matches = self._engine.update(fact.key, fact.fields)
-            decisions.extend(self._decide(matches, fact))
+            decided = self._decide(matches, fact)
+            decisions.extend(decided)
+            self._book_reorders(decided)
         return decisions
+
+    def seed_reorders(
+        self, reorders: Iterable[OpenReorder], receipt_keys: Iterable[str] = ()
+    ) -> None:
+        """Learn the store's open reorders and applied receipts (at start, or to resync)."""
+        for fact in self.world.seed_reorders(reorders, receipt_keys):
+            self._engine.update(fact.key, fact.fields)
+
+    def _book_reorders(self, decisions: list[Decision]) -> None:
+        """A reorder a rule opened is on order from now on: the SKU's fact shows it at once.
+        The fact is re-posted without deciding again: bookkeeping, not a new observation."""
+        for decision in decisions:
+            if not (isinstance(decision, ActionDecision) and decision.kind == "reorder"):
+                continue
+            fact = self.world.reorder_opened(_open_reorder(decision))
+            if fact is not None:
+                self._engine.update(fact.key, fact.fields)
 
     def _decide(self, matches: list[Match], trigger: Fact) -> list[Decision]:
         decisions: list[Decision] = []
@@ -61,3 +87,16 @@ class Core:
 
     def close(self) -> None:
         self._engine.close()
+
+
+def _open_reorder(decision: ActionDecision) -> OpenReorder:
+    quantity = decision.params.get("quantity")
+    return OpenReorder(
+        dedup_key=decision.dedup_key,
+        site=decision.site,
+        sku=decision.subject,
+        quantity=float(quantity) if isinstance(quantity, int | float) else 0.0,
+        received=0.0,
+        opened_at=decision.at,
+    )
+
