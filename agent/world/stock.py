@@ -78,7 +78,7 @@ def round_up_to_packs(quantity: float, pack_size: Value) -> tuple[int, int | Non
 
 
 def _whole(value: float) -> int:
-    return int(round(value))
+    return round(value)
 
 
 def eoq(
