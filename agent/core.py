@@ -99,4 +99,3 @@ def _open_reorder(decision: ActionDecision) -> OpenReorder:
         received=0.0,
         opened_at=decision.at,
     )
-

@@ -7,7 +7,9 @@ its decisions and dead letters are committed; a failed commit is retried, never 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import structlog
 
@@ -20,6 +22,7 @@ from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
+from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import Store, StoredChange
 
 log = structlog.get_logger(__name__)
@@ -40,7 +43,11 @@ class Daemon:
         self.store = store
         self.topics = TopicMap(settings.mqtt.topic_prefix)
         self.pipeline = Pipeline(
-            Core(policy.ruleset, policy.masterdata),
+            Core(
+                policy.ruleset,
+                policy.masterdata,
+                stock_policy=stock_policy(settings.inventory),
+            ),
             self.topics,
             settings.ingest.max_payload_bytes,
         )
@@ -73,6 +80,9 @@ class Daemon:
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
             database=_safe_url(self.settings.database.url),
         )
+        open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+        log.info("reorders_loaded", open=open_reorders)
+        synced = time.monotonic()
         self.source.start()
         batch_size = self.settings.ingest.batch_size
         wait_s = self.settings.ingest.batch_wait_ms / 1000.0
@@ -81,6 +91,9 @@ class Daemon:
                 batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
                 if batch:
                     self._handle(batch)
+                if time.monotonic() - synced >= self.settings.inventory.reorder_sync_s:
+                    self._resync_reorders()
+                    synced = time.monotonic()
         finally:
             self.source.stop()
             self.pipeline.core.close()
@@ -97,6 +110,13 @@ class Daemon:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
             _log_change(change)
+
+    def _resync_reorders(self) -> None:
+        """Reorders closed by hand (`done`, `cancel`) stop counting as on order."""
+        try:
+            seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+        except StoreError as exc:
+            log.warning("reorders_sync_failed", error=str(exc))
 
     def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
         delay = RETRY_MIN_S

@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.config import InventorySettings
 from agent.core import Core
 from agent.errors import AgentError
 from agent.ingest.topics import TopicMap
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
+from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import Store, StoredChange
 
 BATCH = 500
@@ -74,12 +76,22 @@ def _timestamp(path: Path, number: int, value: Any) -> datetime:
 
 
 def replay(
-    path: Path, policy: Policy, store: Store, topic_prefix: str, max_payload_bytes: int
+    path: Path,
+    policy: Policy,
+    store: Store,
+    topic_prefix: str,
+    max_payload_bytes: int,
+    inventory: InventorySettings | None = None,
 ) -> ReplayResult:
-    """Run the recording through the pipeline in batches, storing as the daemon would."""
-    pipeline = Pipeline(
-        Core(policy.ruleset, policy.masterdata), TopicMap(topic_prefix), max_payload_bytes
+    """Run the recording through the pipeline in batches, storing as the daemon would.
+    Reorders the store holds open (an earlier replay into the same `--db`) are known."""
+    core = Core(
+        policy.ruleset,
+        policy.masterdata,
+        stock_policy=stock_policy(inventory or InventorySettings()),
     )
+    seed_reorders(core, store, None)
+    pipeline = Pipeline(core, TopicMap(topic_prefix), max_payload_bytes)
     changes: list[StoredChange] = []
     messages = dead = 0
     started = time.perf_counter()

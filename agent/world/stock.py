@@ -91,9 +91,7 @@ def eoq(
     return math.sqrt(2.0 * annual_demand * order_cost / holding)
 
 
-def dynamic_reorder_point(
-    daily_usage: float, lead_time_days: float, safety_stock: float
-) -> float:
+def dynamic_reorder_point(daily_usage: float, lead_time_days: float, safety_stock: float) -> float:
     """The reorder point learned from demand: usage during the lead time plus safety stock."""
     return daily_usage * lead_time_days + safety_stock
 
