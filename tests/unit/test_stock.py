@@ -44,8 +44,9 @@ def receipt(quantity: float, hours: float) -> Message:
 
 
 def counts(
-    levels: list[tuple[float, float]], policy: StockPolicy = StockPolicy(), own: float = 0
+    levels: list[tuple[float, float]], policy: StockPolicy | None = None, own: float = 0
 ) -> Fact:
+    policy = policy or StockPolicy()
     fact: Fact | None = None
     for hours, on_hand in levels:
         fact = stock_fact(fact, count(on_hand, hours), ITEM, own, 0, policy)
