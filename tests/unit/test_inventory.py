@@ -166,14 +166,17 @@ def test_after_a_restart_the_seeded_reorder_still_counts_and_its_receipt_closes_
     assert closed.lines[0].closes
 
 
-def test_days_of_cover_reorders_when_demand_outruns_the_reorder_point(core: Core) -> None:
-    # STL-2MM: reorder point 60, lead time 10 days; 14 sheets a day leaves < 10 days at 139
+def test_days_of_cover_warns_when_demand_outruns_the_reorder_point(core: Core) -> None:
+    # STL-2MM: reorder point 60, safety stock 25, lead time 10 days; 14 sheets a day
     for day in range(3):
         core.process([stock("STL-2MM", 181 - 14 * day, 60 * 24 * day)])
-    decisions = core.process([stock("STL-2MM", 139, 60 * 24 * 3)])
-    (order,) = reorders(decisions)
-    assert order.rule_id == "days-of-cover"
-    assert (order.params["quantity"], order.params["packs"]) == (120, 6)  # max(120, 200 - 139)
+    decisions = core.process([stock("STL-2MM", 139, 60 * 24 * 3)])  # 139 / 14 < 10 days
+    assert reorders(decisions) == []
+    (alert,) = alerts(decisions, "days-of-cover")
+    assert alert.message == (
+        "STL-2MM: 139 sheet last 9.9 days at 14.0/day, lead time 10 days; "
+        "learned reorder point 165, set 60"
+    )
 
 
 def test_overstock_and_implausible_counts_alert(core: Core) -> None:
