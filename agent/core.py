@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from agent.decisions.build import conditions_hold, decide
-from agent.model import ActionDecision, Decision, Fact, Message, OpenReorder
+from agent.model import (
+    ActionDecision,
+    AppliedReceipt,
+    Decision,
+    Fact,
+    Message,
+    OpenReorder,
+)
 from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine
 from agent.rulebook.rules import Rule, RuleSet
@@ -56,10 +63,10 @@ class Core:
         return decisions
 
     def seed_reorders(
-        self, reorders: Iterable[OpenReorder], receipt_keys: Iterable[str] = ()
+        self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
     ) -> None:
         """Learn the store's open reorders and applied receipts (at start, or to resync)."""
-        for fact in self.world.seed_reorders(reorders, receipt_keys):
+        for fact in self.world.seed_reorders(reorders, receipts):
             self._engine.update(fact.key, fact.fields)
 
     def _book_reorders(self, decisions: list[Decision]) -> None:

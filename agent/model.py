@@ -120,6 +120,16 @@ class OpenReorder:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedReceipt:
+    """A receipt the store holds: applied once; counts older than it are out of date."""
+
+    receipt_key: str
+    site: str
+    sku: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptLine:
     """The part of a receipt that went to one open reorder."""
 

@@ -32,6 +32,6 @@ def seed_reorders(core: Core, store: Store, now: datetime | None) -> int:
     reorders are open. `now` None (replay of old recordings): every receipt key."""
     reorders = store.open_reorders()
     since = None if now is None else now - RECEIPT_MEMORY
-    core.seed_reorders(reorders, store.receipt_keys(since))
+    core.seed_reorders(reorders, store.applied_receipts(since))
     log.debug("reorders_seeded", open=len(reorders))
     return len(reorders)

@@ -35,6 +35,7 @@ from agent.errors import StoreError, TransitionError
 from agent.model import (
     ActionDecision,
     AlertDecision,
+    AppliedReceipt,
     Decision,
     OpenReorder,
     Outcome,
@@ -178,16 +179,18 @@ class Store:
             raise store_error(exc, "could not read the open reorders") from exc
         return [_open_reorder(row) for row in rows]
 
-    def receipt_keys(self, since: datetime | None = None) -> list[str]:
-        """Keys of the receipts stored (received at or after `since`): applied once only."""
-        statement = select(receipt_table.c.receipt_key)
+    def applied_receipts(self, since: datetime | None = None) -> list[AppliedReceipt]:
+        """Receipts stored (received at or after `since`): each is applied once only."""
+        table = receipt_table
+        statement = select(table.c.receipt_key, table.c.site, table.c.subject, table.c.received_at)
         if since is not None:
-            statement = statement.where(receipt_table.c.received_at >= since)
+            statement = statement.where(table.c.received_at >= since)
         try:
             with self._reading() as connection:
-                return list(connection.scalars(statement))
+                rows = list(connection.execute(statement))
         except SQLAlchemyError as exc:
             raise store_error(exc, "could not read the receipts") from exc
+        return [AppliedReceipt(key, site, sku, at) for key, site, sku, at in rows]
 
     def receipts(self) -> list[dict[str, Any]]:
         """Receipts, newest first."""

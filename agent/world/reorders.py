@@ -11,7 +11,7 @@ from datetime import datetime
 
 import structlog
 
-from agent.model import Message, OpenReorder, ReceiptDecision, ReceiptLine
+from agent.model import AppliedReceipt, Message, OpenReorder, ReceiptDecision, ReceiptLine
 
 log = structlog.get_logger(__name__)
 
@@ -33,13 +33,27 @@ class ReorderBook:
     def __init__(self) -> None:
         self._open: dict[tuple[str, str], list[OpenReorder]] = {}
         self._receipts: set[str] = set()
+        self._last_receipt: dict[tuple[str, str], datetime] = {}
 
-    def seed(self, reorders: Iterable[OpenReorder], receipt_keys: Iterable[str] = ()) -> None:
+    def seed(
+        self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
+    ) -> None:
         """Replace what the book knows with the store's view (at start, or to resync)."""
         self._open = {}
         for reorder in sorted(reorders, key=lambda r: r.opened_at):
             self._open.setdefault((reorder.site, reorder.sku), []).append(reorder)
-        self._receipts.update(receipt_keys)
+        for receipt in receipts:
+            self._receipts.add(receipt.receipt_key)
+            self._note_receipt(receipt.site, receipt.sku, receipt.at)
+
+    def last_receipt(self, site: str, sku: str) -> datetime | None:
+        """When goods last came in for the SKU: a count taken before that is out of date."""
+        return self._last_receipt.get((site, sku))
+
+    def _note_receipt(self, site: str, sku: str, at: datetime) -> None:
+        known = self._last_receipt.get((site, sku))
+        if known is None or at > known:
+            self._last_receipt[(site, sku)] = at
 
     def open_for(self, site: str, sku: str) -> list[OpenReorder]:
         return list(self._open.get((site, sku), ()))
@@ -66,6 +80,7 @@ class ReorderBook:
             log.info("receipt_repeated", key=key)
             return None
         self._receipts.add(key)
+        self._note_receipt(message.site, message.subject, message.ts)
         quantity = message.fields.get("quantity")
         assert isinstance(quantity, int | float)  # the decoder requires a number > 0
         left = float(quantity)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import structlog
 
-from agent.model import Fact, Message, OpenReorder, ReceiptDecision
+from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecision
 from agent.world.machine import machine_fact, refresh_machine
 from agent.world.masterdata import MasterData
 from agent.world.reorders import ReorderBook
@@ -49,7 +49,7 @@ class WorldState:
         if message.kind == "stock":
             key = f"stock/{message.site}/{message.subject}"
             previous = self._facts.get(key)
-            if self._is_out_of_order(previous, message):
+            if self._is_out_of_order(previous, message) or self._before_receipt(message):
                 return None
             own = self.reorders.outstanding(message.site, message.subject)
             count = len(self.reorders.open_for(message.site, message.subject))
@@ -92,10 +92,10 @@ class WorldState:
         return self._rederive(reorder.site, reorder.sku)
 
     def seed_reorders(
-        self, reorders: Iterable[OpenReorder], receipt_keys: Iterable[str] = ()
+        self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
     ) -> list[Fact]:
         """Take the store's open reorders (at start, or to resync); return facts that changed."""
-        self.reorders.seed(reorders, receipt_keys)
+        self.reorders.seed(reorders, receipts)
         changed = []
         for fact in list(self._facts.values()):
             if fact.kind == "stock":
@@ -124,6 +124,15 @@ class WorldState:
             if fresh is not None:
                 changed.append(self._replace(fresh))
         return changed
+
+    def _before_receipt(self, message: Message) -> bool:
+        """A count older than goods already booked in (e.g. redelivered after a restart) would
+        show stock without them: out of date, like any older message."""
+        last = self.reorders.last_receipt(message.site, message.subject)
+        if last is None or message.ts >= last:
+            return False
+        log.debug("count_before_receipt", topic=message.topic, ts=message.ts.isoformat())
+        return True
 
     def _replace(self, fact: Fact) -> Fact:
         self._facts[fact.key] = fact

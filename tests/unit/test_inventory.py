@@ -159,7 +159,7 @@ def test_after_a_restart_the_seeded_reorder_still_counts_and_its_receipt_closes_
     after = make_core()
     after.seed_reorders(
         [OpenReorder(opened.dedup_key, "plant1", "BRG-6204", 120, 0, opened.at)],
-        receipt_keys=[],
+        receipts=[],
     )
     assert reorders(after.process([stock("BRG-6204", 28, 10)])) == []
     (closed,) = receipts(after.process([receipt("BRG-6204", 120, 20)]))
