@@ -217,3 +217,24 @@ def test_replay_prints_the_decisions_the_daemon_stored(
     assert replayed == stored
     assert ("action", "reorder", "reorder/plant1/FLT-HYD10", "open") in replayed
     assert "1 dead letters" in result.stderr
+
+
+def test_a_receipt_after_the_daemon_was_killed_closes_the_reorder_it_opened(
+    agent: AgentProcess, store: Store, publisher: Publisher
+) -> None:
+    publisher.send(STOCK, {"on_hand": 12})
+    (opened,) = poll(lambda: store.actions("open"), 5.0, "an open reorder")
+    agent.kill()  # SIGKILL: nothing but the database survives
+    agent.start()
+    assert agent.wait_for("reorders_loaded", timeout=15, count=2)["open"] == 1
+    agent.wait_for("mqtt_subscribed", timeout=15, count=2)
+    publisher.send(STOCK, {"on_hand": 11})  # still counts the open reorder: no second one
+    receipt = "factory/plant1/receipt/BRG-6204"
+    publisher.send(receipt, {"quantity": 140, "reference": "DN-1"})
+    (closed,) = poll(lambda: store.actions("done"), 5.0, "the reorder closed by its receipt")
+    assert (closed["id"], closed["params"]["received"], closed["closed_by"]) == (
+        opened["id"],
+        140,
+        "receipt",
+    )
+    assert len(store.actions()) == 1
