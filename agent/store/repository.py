@@ -177,7 +177,7 @@ class Store:
                 rows = list(connection.execute(statement).mappings())
         except SQLAlchemyError as exc:
             raise store_error(exc, "could not read the open reorders") from exc
-        return [_open_reorder(row) for row in rows]
+        return [_open_reorder(dict(row)) for row in rows]
 
     def applied_receipts(self, since: datetime | None = None) -> list[AppliedReceipt]:
         """Receipts stored (received at or after `since`): each is applied once only."""
