@@ -32,8 +32,10 @@ class StockPolicy:
       counted twice), `agent` or `erp` trust one source, `sum` adds them (separate orders).
     usage_half_life_days: how fast old consumption stops counting in `daily_usage`.
     usage_min_days: observed time before `daily_usage` is given at all.
-    jump_share: a count that moves by more than this share of max(previous count, max_level)
-      is `count_implausible` (likely a miscount) and does not teach consumption.
+    jump_share: a count that differs from the level expected (the previous count plus receipts,
+      minus `daily_usage` for the time between; only rises while usage is unknown) by more than
+      this share of max(previous count, max_level) is `count_implausible` (likely a miscount)
+      and does not teach consumption.
     """
 
     on_order_source: OnOrderSource = "max"
@@ -206,12 +208,19 @@ def _learn_usage(
     expected = _number(old.get("on_hand"))
     last_count = _time(old.get("counted_at"))
     if on_hand is not None and expected is not None and last_count is not None:
-        scale = max(abs(expected), _number(item.get("max_level")) or 0.0, 1.0)
-        share = abs(on_hand - expected) / scale
-        fields["jump_share"] = round(share, 3)
-        fields["count_implausible"] = share > policy.jump_share
         elapsed = (at - last_count).total_seconds() / _DAY_S
         consumed = expected - on_hand
+        # Judged against the level demand alone would leave; while demand is not known yet, a
+        # fall cannot be told from consumption, so only a rise counts as a jump.
+        usage_known = _number(old.get("daily_usage"))
+        if usage_known is not None:
+            deviation = abs(consumed - usage_known * max(elapsed, 0.0))
+        else:
+            deviation = max(-consumed, 0.0)
+        scale = max(abs(expected), _number(item.get("max_level")) or 0.0, 1.0)
+        share = deviation / scale
+        fields["jump_share"] = round(share, 3)
+        fields["count_implausible"] = share > policy.jump_share
         if elapsed > 0 and consumed >= 0 and share <= policy.jump_share:
             decay = 0.5 ** (elapsed / policy.usage_half_life_days)
             usage_sum = usage_sum * decay + consumed

@@ -132,10 +132,18 @@ def test_an_upward_correction_teaches_nothing_and_a_wild_jump_is_implausible() -
     fact = counts([*steady, (54, 130)])  # +4: a recount, not negative consumption
     assert fact.fields["daily_usage"] == pytest.approx(12.0)
     assert fact.fields["count_implausible"] is False
-    fact = counts([*steady, (54, 20)])  # -106 in 6 hours, more than half of max_level 150
+    fact = counts([*steady, (54, 20)])  # 123 expected after 6 hours at 12/day: 103 missing
     assert fact.fields["count_implausible"] is True
-    assert fact.fields["jump_share"] == pytest.approx(106 / 150, abs=0.001)
+    assert fact.fields["jump_share"] == pytest.approx(103 / 150, abs=0.001)
     assert fact.fields["daily_usage"] == pytest.approx(12.0)
+
+
+def test_while_demand_is_unknown_only_a_rise_is_a_jump() -> None:
+    fall = counts([(0, 140), (72, 20)])  # three days of unknown demand may explain it
+    assert (fall.fields["count_implausible"], fall.fields["jump_share"]) == (False, 0)
+    rise = counts([(0, 20), (1, 120)])  # no receipt in between: a miscount
+    assert rise.fields["count_implausible"] is True
+    assert rise.fields["jump_share"] == pytest.approx(100 / 150, abs=0.001)
 
 
 def test_overstock_hours_count_from_the_first_count_above_max_level() -> None:
