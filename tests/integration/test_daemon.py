@@ -238,3 +238,37 @@ def test_a_receipt_after_the_daemon_was_killed_closes_the_reorder_it_opened(
         "receipt",
     )
     assert len(store.actions()) == 1
+
+
+def test_a_reorder_cancelled_by_hand_stops_counting_as_on_order(
+    broker: Mosquitto, store: Store, publisher: Publisher, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        port=broker.port,
+        database_url=f"sqlite:///{tmp_path}/agent.db",
+        client_id=f"agent-{tmp_path.name}",
+        extra="[inventory]\nreorder_sync_s = 0.2\n",
+    )
+    agent = AgentProcess(config, cwd=tmp_path)
+    agent.start()
+    try:
+        agent.wait_for("mqtt_subscribed", timeout=15)
+        publisher.send(STOCK, {"on_hand": 12})
+        (first,) = poll(lambda: store.actions("open"), 5.0, "an open reorder")
+        seen = len(agent.events)
+        store.transition("action", first["id"], "cancel", "buyer", at=first["created_at"])
+        poll(
+            lambda: [
+                e
+                for e in agent.events[seen:]
+                if e.get("event") == "reorders_seeded" and e.get("open") == 0
+            ],
+            5.0,
+            "the daemon re-reading the open reorders",
+        )
+        publisher.send(STOCK, {"on_hand": 11})
+        (second,) = poll(lambda: store.actions("open"), 5.0, "a new reorder")
+        assert second["id"] != first["id"]
+    finally:
+        agent.kill()

@@ -160,3 +160,13 @@ def test_hours_since_the_last_count_grow_with_time_alone() -> None:
     stale = refresh_stock(fact, T0 + timedelta(hours=25))
     assert stale is not None and stale.fields["seen_h"] == 25
     assert refresh_stock(stale, T0 + timedelta(hours=25)) is None
+
+
+def test_the_inventory_settings_become_the_stock_policy() -> None:
+    from agent.config import InventorySettings
+    from agent.stocksync import stock_policy
+
+    settings = InventorySettings(on_order_source="sum", usage_half_life_days=3, jump_share=0.8)
+    assert stock_policy(settings) == StockPolicy("sum", 3.0, 1.0, 0.8)
+    fact = stock_fact(None, count(30, on_order=50), ITEM, 110, 1, stock_policy(settings))
+    assert fact.fields["on_order"] == 160
