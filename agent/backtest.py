@@ -40,6 +40,7 @@ def decisions(path: Path, policy: Policy, settings: Settings) -> list[dict[str, 
             settings.mqtt.topic_prefix,
             settings.ingest.max_payload_bytes,
             settings.rules.tick_s,
+            settings.inventory,
         )
         return _final(store, result.changes)
 

@@ -23,7 +23,7 @@ from agent.config import Settings, load_settings
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
 from agent.policy import load_policy
-from agent.report import line, record
+from agent.report import line, open_spend, record, spend_lines
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 
@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         listing = command(table, f"list {table} from the database")
         listing.add_argument("--status", help="only this status (e.g. open, firing)")
         listing.add_argument("--json", action="store_true", help="one JSON object per line")
+        if table == "actions":
+            listing.add_argument(
+                "--summary",
+                action="store_true",
+                help="open reorders' value still to come, by supplier",
+            )
 
     for name, does in _COMMANDS.items():
         change = command(name, does)
@@ -312,6 +318,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             settings.mqtt.topic_prefix,
             settings.ingest.max_payload_bytes,
             settings.rules.tick_s,
+            settings.inventory,
         )
     finally:
         store.close()
@@ -342,6 +349,14 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         store.close()
+    if getattr(args, "summary", False):
+        summary = open_spend([json_friendly(row) for row in rows])
+        if args.json:
+            for entry in summary:
+                print(json.dumps(entry))
+        else:
+            print("\n".join(spend_lines(summary)))
+        return EXIT_OK
     for row in rows:
         rec = record(table, json_friendly(row))
         print(json.dumps(rec, default=str) if args.json else line(rec))

@@ -124,6 +124,14 @@ class IngestSettings(_Section):
     max_payload_bytes: Annotated[Int, Field(gt=0)] = 65_536
 
 
+class InventorySettings(_Section):
+    on_order_source: Literal["max", "agent", "erp", "sum"] = "max"
+    usage_half_life_days: Annotated[Number, Field(gt=0)] = 7.0
+    usage_min_days: Annotated[Number, Field(ge=0)] = 1.0
+    jump_share: Annotated[Number, Field(gt=0)] = 0.5
+    reorder_sync_s: Annotated[Number, Field(gt=0)] = 60.0
+
+
 class LogSettings(_Section):
     level: Level = "info"
     format: Format = "auto"
@@ -241,6 +249,7 @@ class Settings(_Section):
     rules: RulesSettings = RulesSettings()
     masterdata: MasterDataSettings = MasterDataSettings()
     ingest: IngestSettings = IngestSettings()
+    inventory: InventorySettings = InventorySettings()
     log: LogSettings = LogSettings()
     notify: NotifySettings = NotifySettings()
     commands: CommandsSettings = CommandsSettings()

@@ -15,12 +15,15 @@ import structlog
 from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
 from agent.decisions.lifecycle import Lifecycle, Track
 from agent.model import (
+    ActionDecision,
     AlertDecision,
     AlertResolved,
+    AppliedReceipt,
     Decision,
     Fact,
     Message,
     NotifyDecision,
+    OpenReorder,
     PublishDecision,
 )
 from agent.rulebook.compiler import EnginePlan, compile_rules
@@ -29,6 +32,7 @@ from agent.rulebook.rules import Rule, RuleSet
 from agent.rulebook.timing import Cron, parse_cron
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
+from agent.world.stock import StockPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +47,9 @@ class Core:
         ruleset: RuleSet,
         masterdata: MasterData,
         engine_factory: EngineFactory = DurableEngine,
+        stock_policy: StockPolicy | None = None,
     ) -> None:
-        self.world = WorldState(masterdata)
+        self.world = WorldState(masterdata, stock_policy)
         self._engine_factory = engine_factory
         self.ruleset = ruleset
         self._rules: dict[str, Rule] = ruleset.by_id()
@@ -58,11 +63,35 @@ class Core:
         """Apply messages in order; return the decisions they caused, in order."""
         decisions: list[Decision] = []
         for message in messages:
-            fact = self.world.apply(message)
+            if message.kind == "receipt":
+                receipt, fact = self.world.receive(message)
+                if receipt is not None:
+                    decisions.append(receipt)
+            else:
+                fact = self.world.apply(message)
             if fact is None:
                 continue
-            decisions.extend(self._update(fact, fact.updated_at))
+            decided = self._update(fact, fact.updated_at)
+            decisions.extend(decided)
+            self._book_reorders(decided)
         return decisions
+
+    def seed_reorders(
+        self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
+    ) -> None:
+        """Learn the store's open reorders and applied receipts (at start, or to resync)."""
+        for fact in self.world.seed_reorders(reorders, receipts):
+            self._engine.update(fact.key, fact.fields)
+
+    def _book_reorders(self, decisions: list[Decision]) -> None:
+        """A reorder a rule opened is on order from now on: the SKU's fact shows it at once.
+        The fact is re-posted without deciding again: bookkeeping, not a new observation."""
+        for decision in decisions:
+            if not (isinstance(decision, ActionDecision) and decision.kind == "reorder"):
+                continue
+            fact = self.world.reorder_opened(_open_reorder(decision))
+            if fact is not None:
+                self._engine.update(fact.key, fact.fields)
 
     def tick(self, now: datetime) -> list[Decision]:
         """What time alone changes at `now`: derived values, due `for` timers, schedules."""
@@ -74,6 +103,7 @@ class Core:
             if rule is not None and track.due(rule, now):
                 decisions.extend(self._recheck(track, rule, now, ticked=True))
         decisions.extend(self._run_schedules(now))
+        self._book_reorders(decisions)
         return decisions
 
     def reload(self, ruleset: RuleSet, now: datetime | None = None) -> list[Decision]:
@@ -98,6 +128,7 @@ class Core:
             matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
             decisions.extend(self._decide(matches, now or fact.updated_at))
         self._set_schedules(keep=self._next_run)
+        self._book_reorders(decisions)
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
 
@@ -235,3 +266,15 @@ class Core:
 
     def close(self) -> None:
         self._engine.close()
+
+
+def _open_reorder(decision: ActionDecision) -> OpenReorder:
+    quantity = decision.params.get("quantity")
+    return OpenReorder(
+        dedup_key=decision.dedup_key,
+        site=decision.site,
+        sku=decision.subject,
+        quantity=float(quantity) if isinstance(quantity, int | float) else 0.0,
+        received=0.0,
+        opened_at=decision.at,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from agent.policy import Policy
 from agent.report import record
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
+from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import ChangeHook, Store, StoredChange
 
 log = structlog.get_logger(__name__)
@@ -63,7 +65,11 @@ class Daemon:
         self.store = store
         self.topics = TopicMap(settings.mqtt.topic_prefix)
         self.pipeline = Pipeline(
-            Core(policy.ruleset, policy.masterdata),
+            Core(
+                policy.ruleset,
+                policy.masterdata,
+                stock_policy=stock_policy(settings.inventory),
+            ),
             self.topics,
             settings.ingest.max_payload_bytes,
         )
@@ -115,6 +121,9 @@ class Daemon:
             database=_safe_url(self.settings.database.url),
         )
         self._record_rule_set(ruleset, "start")
+        open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+        log.info("reorders_loaded", open=open_reorders)
+        synced = time.monotonic()
         self.source.start()
         self.sender.start()
         self.digests.start()
@@ -135,6 +144,9 @@ class Daemon:
                 if batch:
                     self._handle(batch)
                 self._do_chores()
+                if time.monotonic() - synced >= self.settings.inventory.reorder_sync_s:
+                    self._resync_reorders()
+                    synced = time.monotonic()
         finally:
             self.digests.stop()
             self.sender.stop()
@@ -289,6 +301,13 @@ class Daemon:
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
+
+    def _resync_reorders(self) -> None:
+        """Reorders closed by hand (`done`, `cancel`) stop counting as on order."""
+        try:
+            seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+        except StoreError as exc:
+            log.warning("reorders_sync_failed", error=str(exc))
 
     def _hook(self, decisions: Sequence[Decision]) -> ChangeHook | None:
         """What the store runs inside the batch's transaction: the outbox rows of the changes,

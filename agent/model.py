@@ -140,7 +140,68 @@ class NotifyDecision:
     at: datetime
 
 
-Decision = ActionDecision | AlertDecision | AlertResolved | PublishDecision | NotifyDecision
+@dataclass(frozen=True, slots=True)
+class OpenReorder:
+    """A reorder the store holds open (or the core just opened): what is still to come.
+
+    `dedup_key` names the one open row; `received` is what receipts have delivered so far.
+    """
+
+    dedup_key: str
+    site: str
+    sku: str
+    quantity: float
+    received: float
+    opened_at: datetime
+
+    @property
+    def outstanding(self) -> float:
+        return max(self.quantity - self.received, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedReceipt:
+    """A receipt the store holds: applied once; counts older than it are out of date."""
+
+    receipt_key: str
+    site: str
+    sku: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    """The part of a receipt that went to one open reorder."""
+
+    dedup_key: str
+    quantity: float  # taken by this reorder from the receipt
+    received: float  # the reorder's total received after this receipt
+    closes: bool  # fully received: the reorder is done
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDecision:
+    """Goods arrived for an SKU: the open reorders they close or reduce, oldest first, and any
+    quantity no open reorder asked for (`over_received`). `receipt_key` makes it idempotent."""
+
+    receipt_key: str
+    site: str
+    subject: str
+    quantity: float
+    reference: str
+    lines: tuple[ReceiptLine, ...]
+    over_received: float
+    at: datetime
+
+
+Decision = (
+    ActionDecision
+    | AlertDecision
+    | AlertResolved
+    | PublishDecision
+    | NotifyDecision
+    | ReceiptDecision
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.config import InventorySettings
 from agent.core import Core
 from agent.errors import AgentError
 from agent.ingest.topics import TopicMap
 from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
+from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import Store, StoredChange
 
 BATCH = 500
@@ -81,12 +83,18 @@ def replay(
     topic_prefix: str,
     max_payload_bytes: int,
     tick_s: float = 30.0,
+    inventory: InventorySettings | None = None,
 ) -> ReplayResult:
     """Run the recording through the pipeline in batches, storing as the daemon would, with a
-    scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would)."""
-    pipeline = Pipeline(
-        Core(policy.ruleset, policy.masterdata), TopicMap(topic_prefix), max_payload_bytes
+    scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
+    Reorders the store holds open (an earlier replay into the same `--db`) are known."""
+    core = Core(
+        policy.ruleset,
+        policy.masterdata,
+        stock_policy=stock_policy(inventory or InventorySettings()),
     )
+    seed_reorders(core, store, None)
+    pipeline = Pipeline(core, TopicMap(topic_prefix), max_payload_bytes)
     changes: list[StoredChange] = []
     messages = dead = 0
     started = time.perf_counter()

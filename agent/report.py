@@ -46,3 +46,53 @@ def line(rec: dict[str, Any]) -> str:
         what = f"alert/{rec['severity']:<8} {rec['status']:<12} {rec['message']}"
     count = f" ×{rec['count']}" if (rec.get("count") or 1) > 1 else ""
     return f"#{rec['id']:<5} {at}  {what}{count}  (rule {rec['rule']})"
+
+
+def open_spend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Open reorders grouped by supplier: how many, and the value still to come
+    (`unit_cost` × what is not received yet; the recorded `cost` when no unit cost is known)."""
+    by_supplier: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("kind") != "reorder" or row.get("status") not in ("open", "acknowledged"):
+            continue
+        params = row.get("params") or {}
+        supplier = str(params.get("supplier") or "(no supplier)")
+        entry = by_supplier.setdefault(
+            supplier, {"supplier": supplier, "reorders": 0, "open_value": 0.0, "ordered_value": 0.0}
+        )
+        entry["reorders"] += 1
+        quantity = _number(params.get("quantity"))
+        received = _number(params.get("received"))
+        unit_cost = _number(params.get("unit_cost"))
+        cost = _number(params.get("cost"))
+        ordered = cost if cost is not None else (unit_cost or 0.0) * quantity
+        entry["ordered_value"] += ordered
+        if unit_cost is not None:
+            entry["open_value"] += unit_cost * max(quantity - received, 0.0)
+        else:
+            entry["open_value"] += ordered
+    summary = sorted(by_supplier.values(), key=lambda e: (-e["open_value"], e["supplier"]))
+    for entry in summary:
+        entry["open_value"] = round(entry["open_value"], 2)
+        entry["ordered_value"] = round(entry["ordered_value"], 2)
+    return summary
+
+
+def spend_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """The open-spend table as text lines, with a total."""
+    if not summary:
+        return ["no open reorders"]
+    width = max(len("supplier"), *(len(e["supplier"]) for e in summary))
+    lines = [f"{'supplier':<{width}}  reorders  {'open value':>12}"]
+    for e in summary:
+        lines.append(f"{e['supplier']:<{width}}  {e['reorders']:>8}  {e['open_value']:>12,.2f}")
+    total = sum(e["open_value"] for e in summary)
+    count = sum(e["reorders"] for e in summary)
+    lines.append(f"{'total':<{width}}  {count:>8}  {total:>12,.2f}")
+    return lines
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value)

@@ -23,6 +23,7 @@ from agent.model import (
 )
 from agent.rulebook import expr
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule
+from agent.world.stock import round_up_to_packs
 
 log = structlog.get_logger(__name__)
 
@@ -205,8 +206,11 @@ def _action(
         ):
             log.debug("reorder_skipped", rule=rule.id, sku=subject, quantity=quantity)
             return None
-        params["quantity"] = math.ceil(quantity - 1e-9)
-        params.update(_item_details(subject, facts, params["quantity"]))
+        units, packs = round_up_to_packs(quantity, _pack_size(subject, facts))
+        params["quantity"] = units
+        if packs is not None:
+            params["packs"] = packs
+        params.update(_item_details(subject, facts, units))
         key = f"reorder/{first.site}/{subject}"
     elif spec.kind == "work_order":
         key = f"work_order/{first.site}/{subject}/{params.get('task')}"
@@ -224,6 +228,14 @@ def _action(
         matched=matched,
         at=at,
     )
+
+
+def _pack_size(sku: str, facts: Mapping[str, Fact]) -> Value:
+    """The supplier's pack size for the SKU, from its matched stock fact (None if unknown)."""
+    for fact in facts.values():
+        if fact.kind == "stock" and fact.subject == sku:
+            return fact.fields.get("pack_size")
+    return None
 
 
 def _item_details(sku: str, facts: Mapping[str, Fact], quantity: int) -> dict[str, Value]:

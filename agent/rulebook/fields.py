@@ -13,7 +13,25 @@ from agent.rulebook import expr
 
 # Derived values the world state computes, per fact kind (DESIGN.md §4).
 DERIVED: Mapping[str, Mapping[str, str]] = {
-    "stock": {"projected": expr.NUMBER},
+    "stock": {
+        "projected": expr.NUMBER,
+        "on_order": expr.NUMBER,
+        "on_order_agent": expr.NUMBER,
+        "on_order_erp": expr.NUMBER,
+        "open_reorders": expr.NUMBER,
+        "daily_usage": expr.NUMBER,
+        "days_of_cover": expr.NUMBER,
+        "dynamic_reorder_point": expr.NUMBER,
+        "eoq": expr.NUMBER,
+        "jump_share": expr.NUMBER,
+        "count_implausible": expr.BOOL,
+        "seen_h": expr.NUMBER,
+        "counted_at": expr.STRING,
+        "overstock_h": expr.NUMBER,
+        "received_since_count": expr.NUMBER,
+        "over_received": expr.NUMBER,
+        "last_receipt_qty": expr.NUMBER,
+    },
     "machine": {"state_minutes": expr.NUMBER, "state_since": expr.STRING},
 }
 IDENTITY: Mapping[str, Mapping[str, str]] = {
@@ -29,6 +47,9 @@ ITEM_FIELDS: Mapping[str, str] = {
     "max_level": expr.NUMBER,
     "unit_cost": expr.NUMBER,
     "pack_size": expr.NUMBER,
+    "order_cost": expr.NUMBER,
+    "holding_cost_pct": expr.NUMBER,
+    "annual_demand": expr.NUMBER,
     "supplier": expr.STRING,
     "unit": expr.STRING,
     "description": expr.STRING,

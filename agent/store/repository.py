@@ -36,8 +36,11 @@ from agent.model import (
     ActionDecision,
     AlertDecision,
     AlertResolved,
+    AppliedReceipt,
     Decision,
+    OpenReorder,
     Outcome,
+    ReceiptDecision,
     Rejected,
 )
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
@@ -50,6 +53,7 @@ from agent.store.tables import (
     action_table,
     alert_table,
     dead_letter_table,
+    receipt_table,
     rule_set_table,
 )
 
@@ -116,6 +120,7 @@ class Store:
         self._engine = engine
         self._open_action = _insert_unless_open(engine, action_table, ACTION_OPEN)
         self._open_alert = _insert_unless_open(engine, alert_table, ALERT_OPEN)
+        self._new_receipt = _insert_receipt_once(engine)
         self._repeat_action = _repeat(action_table, ACTION_OPEN)
         self._repeat_alert = _repeat(alert_table, ALERT_OPEN).values(
             message=bindparam("b_message", type_=Text()),
@@ -160,7 +165,7 @@ class Store:
         try:
             with self._engine.begin() as connection:
                 _store_dead_letters(connection, outcome.rejected)
-                changes = self._store_decisions(connection, outcome.decisions)
+                changes = self._store_in_order(connection, outcome.decisions)
                 if on_changes is not None:
                     on_changes(connection, changes)
         except SQLAlchemyError as exc:
@@ -174,6 +179,37 @@ class Store:
             dead_letters=len(outcome.rejected),
         )
         return changes
+
+    def open_reorders(self) -> list[OpenReorder]:
+        """The reorders still open or acknowledged, oldest first: what the core must know."""
+        statement = (
+            select(action_table)
+            .where(action_table.c.kind == "reorder", text(ACTION_OPEN))
+            .order_by(action_table.c.created_at, action_table.c.id)
+        )
+        try:
+            with self._reading() as connection:
+                rows = list(connection.execute(statement).mappings())
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read the open reorders") from exc
+        return [_open_reorder(dict(row)) for row in rows]
+
+    def applied_receipts(self, since: datetime | None = None) -> list[AppliedReceipt]:
+        """Receipts stored (received at or after `since`): each is applied once only."""
+        table = receipt_table
+        statement = select(table.c.receipt_key, table.c.site, table.c.subject, table.c.received_at)
+        if since is not None:
+            statement = statement.where(table.c.received_at >= since)
+        try:
+            with self._reading() as connection:
+                rows = list(connection.execute(statement))
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read the receipts") from exc
+        return [AppliedReceipt(key, site, sku, at) for key, site, sku, at in rows]
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """Receipts, newest first."""
+        return self._rows(receipt_table, (), None)
 
     def actions(self, status: str | None = None) -> list[dict[str, Any]]:
         """Actions, newest first, optionally only those in `status`."""
@@ -233,8 +269,93 @@ class Store:
         log.info("store_transitioned", table=table, id=id, command=command, status=step.to, by=by)
         return dict(row)
 
-    def _store_decisions(
+    def _store_in_order(
         self, connection: Connection, decisions: Sequence[Decision]
+    ) -> list[StoredChange]:
+        """Receipts split the batch: a reorder a receipt closes must be closed before a later
+        decision of the same batch may open the next one with the same key."""
+        changes: list[StoredChange] = []
+        run: list[Decision] = []
+        for decision in decisions:
+            if isinstance(decision, ReceiptDecision):
+                changes.extend(self._store_decisions(connection, run))
+                run = []
+                changes.extend(self._store_receipt(connection, decision))
+            else:
+                run.append(decision)
+        changes.extend(self._store_decisions(connection, run))
+        return changes
+
+    def _store_receipt(
+        self, connection: Connection, receipt: ReceiptDecision
+    ) -> list[StoredChange]:
+        """Record the receipt once; reduce or close the reorders it went to (done by `receipt`)."""
+        claimed = connection.execute(
+            self._new_receipt,
+            {
+                "receipt_key": receipt.receipt_key,
+                "site": receipt.site,
+                "subject": receipt.subject,
+                "quantity": receipt.quantity,
+                "reference": receipt.reference,
+                "applied": [],
+                "over_received": receipt.over_received,
+                "received_at": receipt.at,
+            },
+        ).scalar_one_or_none()
+        if claimed is None:
+            log.info("receipt_already_stored", key=receipt.receipt_key)
+            return []
+        changes: list[StoredChange] = []
+        applied: list[dict[str, Any]] = []
+        for line in receipt.lines:
+            row = (
+                connection.execute(
+                    select(action_table).where(
+                        action_table.c.dedup_key == line.dedup_key, text(ACTION_OPEN)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                log.warning("receipt_reorder_missing", key=line.dedup_key, sku=receipt.subject)
+                applied.append({"dedup_key": line.dedup_key, "quantity": line.quantity})
+                continue
+            params = dict(row["params"])
+            params["received"] = line.received
+            values: dict[str, Any] = {"params": _json_ready(params), "updated_at": receipt.at}
+            if line.closes:
+                values.update(status="done", closed_at=receipt.at, closed_by="receipt")
+            updated = (
+                connection.execute(
+                    update(action_table)
+                    .where(action_table.c.id == row["id"])
+                    .values(values)
+                    .returning(*action_table.c)
+                )
+                .mappings()
+                .one()
+            )
+            changes.append(StoredChange("action", updated["id"], False, json_friendly(updated)))
+            log.info(
+                "reorder_received",
+                id=updated["id"],
+                sku=receipt.subject,
+                quantity=line.quantity,
+                received=line.received,
+                done=line.closes,
+            )
+            applied.append(
+                {"dedup_key": line.dedup_key, "action_id": row["id"], "quantity": line.quantity}
+            )
+        connection.execute(
+            update(receipt_table).where(receipt_table.c.id == claimed).values(applied=applied)
+        )
+        return changes
+
+    def _store_decisions(
+        self, connection: Connection, decisions: Sequence[ActionDecision | AlertDecision]
     ) -> list[StoredChange]:
         # One query learns which keys already have an open row, so each decision then needs a
         # single statement: UPDATE for those, INSERT for the rest (the other one only if a
@@ -430,7 +551,10 @@ def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredCha
 
 
 def _open_keys(
-    connection: Connection, table: Table, open_predicate: str, decisions: Sequence[Decision]
+    connection: Connection,
+    table: Table,
+    open_predicate: str,
+    decisions: Sequence[ActionDecision | AlertDecision],
 ) -> set[str]:
     """Which of the decisions' keys have an open row in `table` right now."""
     wanted = ActionDecision if table is action_table else AlertDecision
@@ -474,6 +598,31 @@ def _insert_unless_open(engine: Engine, table: Table, open_predicate: str) -> Re
         )
         return statement_.returning(*table.c)
     raise StoreError(f"unsupported database dialect {dialect!r}")
+
+
+def _insert_receipt_once(engine: Engine) -> Any:
+    """INSERT a receipt unless its key is stored already, RETURNING its id."""
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise StoreError(f"unsupported database dialect {dialect!r}")
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(receipt_table).on_conflict_do_nothing(
+        index_elements=[receipt_table.c.receipt_key]
+    )
+    return statement.returning(receipt_table.c.id)
+
+
+def _open_reorder(row: Mapping[str, Any]) -> OpenReorder:
+    params = row["params"] or {}
+    quantity, received = params.get("quantity"), params.get("received")
+    return OpenReorder(
+        dedup_key=row["dedup_key"],
+        site=row["site"],
+        sku=row["subject"],
+        quantity=float(quantity) if isinstance(quantity, int | float) else 0.0,
+        received=float(received) if isinstance(received, int | float) else 0.0,
+        opened_at=row["created_at"],
+    )
 
 
 def _repeat(table: Table, open_predicate: str) -> ReturningUpdate[Any]:

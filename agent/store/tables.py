@@ -220,8 +220,26 @@ class RuleSetRecord(TableModel, table=True):
     loaded_by: str = Field(sa_column=Column(String, nullable=False))
 
 
+class Receipt(TableModel, table=True):
+    """Goods received for an SKU, once per `receipt_key`: which reorders it went to (`applied`)
+    and what no open reorder asked for (`over_received`)."""
+
+    __tablename__ = "receipt"
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    receipt_key: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    site: str = Field(sa_column=Column(String, nullable=False))
+    subject: str = Field(sa_column=Column(String, nullable=False))
+    quantity: float = Field(sa_column=Column(Float, nullable=False))
+    reference: str = Field(sa_column=Column(String, nullable=False, default=""))
+    applied: list[Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    over_received: float = Field(sa_column=Column(Float, nullable=False, default=0))
+    received_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
 action_table: Table = Action.__table__  # type: ignore[attr-defined]
 alert_table: Table = Alert.__table__  # type: ignore[attr-defined]
 dead_letter_table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
 outbox_table: Table = Outbox.__table__  # type: ignore[attr-defined]
 rule_set_table: Table = RuleSetRecord.__table__  # type: ignore[attr-defined]
+receipt_table: Table = Receipt.__table__  # type: ignore[attr-defined]

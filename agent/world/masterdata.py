@@ -32,7 +32,11 @@ ITEM_NUMBERS: Final = (
     "max_level",
     "unit_cost",
     "pack_size",
+    "order_cost",
+    "holding_cost_pct",
 )
+# Numbers an item may give but need not: the agent learns them otherwise (daily_usage × 365).
+ITEM_OPTIONAL_NUMBERS: Final = ("annual_demand",)
 ITEM_STRINGS: Final = ("supplier", "unit", "description")
 MACHINE_STRINGS: Final = ("line", "description", "shift_calendar")
 MACHINE_NUMBERS: Final = ("service_interval_h", "cost_per_hour")
@@ -40,6 +44,26 @@ MACHINE_LISTS: Final = ("spare_parts",)
 # Set by the world state for every fact: master data must not pretend to provide them.
 RESERVED: Final = frozenset(
     {"kind", "site", "sku", "machine", "ts", "projected", "on_order", "state_minutes"}
+    | {  # derived for stock facts (world/stock.py)
+        "on_order_agent",
+        "on_order_erp",
+        "open_reorders",
+        "daily_usage",
+        "days_of_cover",
+        "dynamic_reorder_point",
+        "eoq",
+        "jump_share",
+        "count_implausible",
+        "seen_h",
+        "counted_at",
+        "overstock_h",
+        "over_max_since",
+        "received_since_count",
+        "over_received",
+        "last_receipt_qty",
+        "usage_sum",
+        "usage_days",
+    }
 )
 
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -148,7 +172,7 @@ def _show(value: Value) -> str:
 
 _ITEM_CHECKS: Final[Mapping[str, FieldCheck]] = MappingProxyType(
     {
-        **{name: _number(0) for name in ITEM_NUMBERS},
+        **{name: _number(0) for name in ITEM_NUMBERS + ITEM_OPTIONAL_NUMBERS},
         **{name: _text for name in ITEM_STRINGS},
     }
 )

@@ -7,15 +7,22 @@ Pure: the time is the message's or the caller's, never the clock's. The per-kind
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 import structlog
 
-from agent.model import Fact, Message
+from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecision
 from agent.world.machine import machine_fact, refresh_machine
 from agent.world.masterdata import MasterData
-from agent.world.stock import refresh_stock, stock_fact
+from agent.world.reorders import ReorderBook
+from agent.world.stock import (
+    StockPolicy,
+    receipt_fact,
+    refresh_stock,
+    stock_fact,
+    with_own_orders,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -23,9 +30,11 @@ log = structlog.get_logger(__name__)
 class WorldState:
     """Current facts, keyed by `Fact.key`. `apply` returns the fact a message changed, if any."""
 
-    def __init__(self, masterdata: MasterData) -> None:
+    def __init__(self, masterdata: MasterData, stock_policy: StockPolicy | None = None) -> None:
         self._masterdata = masterdata
         self._facts: dict[str, Fact] = {}
+        self._stock_policy = stock_policy or StockPolicy()
+        self.reorders = ReorderBook()
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -40,10 +49,13 @@ class WorldState:
         if message.kind == "stock":
             key = f"stock/{message.site}/{message.subject}"
             previous = self._facts.get(key)
-            if self._is_out_of_order(previous, message):
+            if self._is_out_of_order(previous, message) or self._before_receipt(message):
                 return None
+            own = self.reorders.outstanding(message.site, message.subject)
+            count = len(self.reorders.open_for(message.site, message.subject))
+            item = self._masterdata.item(message.subject)
             return self._replace(
-                stock_fact(previous, message, self._masterdata.item(message.subject))
+                stock_fact(previous, message, item, own, count, self._stock_policy)
             )
         if message.kind == "telemetry":
             key = f"machine/{message.site}/{message.subject}"
@@ -53,7 +65,56 @@ class WorldState:
             return self._replace(
                 machine_fact(previous, message, self._masterdata.machine(message.subject))
             )
-        return None  # receipts and commands change actions, not facts (yet)
+        return None  # receipts go through `receive`; commands change actions, not facts
+
+    def receive(self, message: Message) -> tuple[ReceiptDecision | None, Fact | None]:
+        """Apply a receipt to the open reorders and to the SKU's fact; (None, None) if this
+        receipt was applied before (a redelivery)."""
+        receipt = self.reorders.receive(message)
+        if receipt is None:
+            return None, None
+        key = f"stock/{message.site}/{message.subject}"
+        fact = receipt_fact(
+            self._facts.get(key),
+            message,
+            self._masterdata.item(message.subject),
+            self.reorders.outstanding(message.site, message.subject),
+            len(self.reorders.open_for(message.site, message.subject)),
+            receipt.over_received,
+            self._stock_policy,
+        )
+        return receipt, self._replace(fact)
+
+    def reorder_opened(self, reorder: OpenReorder) -> Fact | None:
+        """Book a reorder a rule asked for; the SKU's fact if its `on_order` changed."""
+        if not self.reorders.opened(reorder):
+            return None
+        return self._rederive(reorder.site, reorder.sku)
+
+    def seed_reorders(
+        self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
+    ) -> list[Fact]:
+        """Take the store's open reorders (at start, or to resync); return facts that changed."""
+        self.reorders.seed(reorders, receipts)
+        changed = []
+        for fact in list(self._facts.values()):
+            if fact.kind == "stock":
+                fresh = self._rederive(fact.site, fact.subject)
+                if fresh is not None:
+                    changed.append(fresh)
+        return changed
+
+    def _rederive(self, site: str, sku: str) -> Fact | None:
+        fact = self._facts.get(f"stock/{site}/{sku}")
+        if fact is None:
+            return None
+        fresh = with_own_orders(
+            fact,
+            self.reorders.outstanding(site, sku),
+            len(self.reorders.open_for(site, sku)),
+            self._stock_policy,
+        )
+        return None if fresh is None else self._replace(fresh)
 
     def refresh(self, now: datetime) -> list[Fact]:
         """Recompute time-derived values (state minutes, ...) at `now`; return changed facts."""
@@ -63,6 +124,15 @@ class WorldState:
             if fresh is not None:
                 changed.append(self._replace(fresh))
         return changed
+
+    def _before_receipt(self, message: Message) -> bool:
+        """A count older than goods already booked in (e.g. redelivered after a restart) would
+        show stock without them: out of date, like any older message."""
+        last = self.reorders.last_receipt(message.site, message.subject)
+        if last is None or message.ts >= last:
+            return False
+        log.debug("count_before_receipt", topic=message.topic, ts=message.ts.isoformat())
+        return True
 
     def _replace(self, fact: Fact) -> Fact:
         self._facts[fact.key] = fact

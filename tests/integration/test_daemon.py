@@ -86,10 +86,15 @@ def test_low_stock_opens_one_reorder_within_two_seconds_and_stays_single(
     reorders = poll(lambda: store.actions("open"), 2.0, "an open reorder")
     first_decision_s = time.monotonic() - started
     assert [(a["kind"], a["subject"]) for a in reorders] == [("reorder", "BRG-6204")]
-    for on_hand in range(11, -39, -1):  # 50 more messages, all below the reorder point
+    for on_hand in range(11, -39, -1):  # 50 more messages, all below the safety stock (15)
         publisher.send(STOCK, {"on_hand": max(on_hand, 1), "unit": "pcs"})
-    poll(lambda: store.actions("open")[0]["count"] >= 51, 10.0, "51 requests on the open reorder")
-    assert len(store.actions()) == 1
+    # The open reorder counts as on order: the later counts expedite it, they ask for no more.
+    poll(
+        lambda: [a for a in store.alerts() if a["rule_id"] == "expedite" and a["count"] >= 50],
+        10.0,
+        "50 expedite requests on the open reorder",
+    )
+    assert [(a["count"], a["params"]["quantity"]) for a in store.actions()] == [(1, 140)]
     print(f"time to first decision: {first_decision_s * 1000:.0f} ms")
 
 
@@ -212,3 +217,58 @@ def test_replay_prints_the_decisions_the_daemon_stored(
     assert replayed == stored
     assert ("action", "reorder", "reorder/plant1/FLT-HYD10", "open") in replayed
     assert "1 dead letters" in result.stderr
+
+
+def test_a_receipt_after_the_daemon_was_killed_closes_the_reorder_it_opened(
+    agent: AgentProcess, store: Store, publisher: Publisher
+) -> None:
+    publisher.send(STOCK, {"on_hand": 12})
+    (opened,) = poll(lambda: store.actions("open"), 5.0, "an open reorder")
+    agent.kill()  # SIGKILL: nothing but the database survives
+    agent.start()
+    assert agent.wait_for("reorders_loaded", timeout=15, count=2)["open"] == 1
+    agent.wait_for("mqtt_subscribed", timeout=15, count=2)
+    publisher.send(STOCK, {"on_hand": 11})  # still counts the open reorder: no second one
+    receipt = "factory/plant1/receipt/BRG-6204"
+    publisher.send(receipt, {"quantity": 140, "reference": "DN-1"})
+    (closed,) = poll(lambda: store.actions("done"), 5.0, "the reorder closed by its receipt")
+    assert (closed["id"], closed["params"]["received"], closed["closed_by"]) == (
+        opened["id"],
+        140,
+        "receipt",
+    )
+    assert len(store.actions()) == 1
+
+
+def test_a_reorder_cancelled_by_hand_stops_counting_as_on_order(
+    broker: Mosquitto, store: Store, publisher: Publisher, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        port=broker.port,
+        database_url=f"sqlite:///{tmp_path}/agent.db",
+        client_id=f"agent-{tmp_path.name}",
+        extra="[inventory]\nreorder_sync_s = 0.2\n",
+    )
+    agent = AgentProcess(config, cwd=tmp_path)
+    agent.start()
+    try:
+        agent.wait_for("mqtt_subscribed", timeout=15)
+        publisher.send(STOCK, {"on_hand": 12})
+        (first,) = poll(lambda: store.actions("open"), 5.0, "an open reorder")
+        seen = len(agent.events)
+        store.transition("action", first["id"], "cancel", "buyer", at=first["created_at"])
+        poll(
+            lambda: [
+                e
+                for e in agent.events[seen:]
+                if e.get("event") == "reorders_seeded" and e.get("open") == 0
+            ],
+            5.0,
+            "the daemon re-reading the open reorders",
+        )
+        publisher.send(STOCK, {"on_hand": 11})
+        (second,) = poll(lambda: store.actions("open"), 5.0, "a new reorder")
+        assert second["id"] != first["id"]
+    finally:
+        agent.kill()

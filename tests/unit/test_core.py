@@ -73,10 +73,13 @@ def test_an_unknown_sku_has_no_reorder_point_and_is_left_alone(core: Core) -> No
     assert actions(core.process([stock("NOT-IN-MASTERDATA", 1)])) == []
 
 
-def test_every_repeat_is_a_decision_with_the_same_key(core: Core) -> None:
+def test_an_open_reorder_counts_as_on_order_so_later_counts_ask_nothing_more(core: Core) -> None:
     decisions = core.process([stock("BRG-6204", n) for n in (30, 29, 28)])
-    assert {d.dedup_key for d in actions(decisions)} == {"reorder/plant1/BRG-6204"}
-    assert len(actions(decisions)) == 3
+    assert [(d.dedup_key, d.params["quantity"]) for d in actions(decisions)] == [
+        ("reorder/plant1/BRG-6204", 120)  # max(100, 150 - 30)
+    ]
+    fact = core.world.get("stock/plant1/BRG-6204")
+    assert fact is not None and (fact.fields["on_order"], fact.fields["projected"]) == (120, 148)
 
 
 def test_hot_machine_asks_for_a_work_order_and_warns(core: Core) -> None:
