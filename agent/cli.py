@@ -117,6 +117,7 @@ def _print_problems(exc: RuleError) -> None:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from agent.daemon import Daemon
+    from agent.observability import start_http
     from agent.store.repository import Store
 
     log = structlog.get_logger("agent.cli")
@@ -136,9 +137,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    http = start_http(settings.http, daemon)
     try:
         return daemon.run()
     finally:
+        if http is not None:
+            http.stop()
         store.close()
 
 

@@ -121,6 +121,13 @@ class IngestSettings(_Section):
     max_payload_bytes: Annotated[Int, Field(gt=0)] = 65_536
 
 
+class HttpSettings(_Section):
+    enabled: bool = False
+    host: Text = "127.0.0.1"
+    port: Annotated[Int, Field(ge=1, le=65535)] = 9464
+    max_message_age_s: Annotated[Number, Field(ge=0)] = 300.0
+
+
 class LogSettings(_Section):
     level: Level = "info"
     format: Format = "auto"
@@ -133,6 +140,7 @@ class Settings(_Section):
     masterdata: MasterDataSettings = MasterDataSettings()
     ingest: IngestSettings = IngestSettings()
     log: LogSettings = LogSettings()
+    http: HttpSettings = HttpSettings()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -7,6 +7,7 @@ its decisions and dead letters are committed; a failed commit is retried, never 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import structlog
@@ -16,6 +17,7 @@ from agent.config import Settings
 from agent.core import Core
 from agent.errors import StoreError
 from agent.ingest.topics import TopicMap
+from agent.metrics import Metrics, count_messages
 from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
@@ -34,7 +36,9 @@ _OPENED = {
 
 
 class Daemon:
-    def __init__(self, settings: Settings, policy: Policy, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, policy: Policy, store: Store, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.policy = policy
         self.store = store
@@ -59,6 +63,9 @@ class Daemon:
             reconnect_max_s=mqtt.reconnect_max_s,
         )
         self._stop = threading.Event()
+        self.metrics = metrics or Metrics()
+        self.metrics.set_rule_set_generation(1)
+        self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and return (safe from a signal handler)."""
@@ -88,15 +95,38 @@ class Daemon:
         return 0
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
+        started = time.perf_counter()
         outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i in batch])
+        evaluated = time.perf_counter()
         changes = self._commit(outcome)
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
+        self._count(batch, outcome, changes, evaluated - started, time.perf_counter() - evaluated)
         self.source.ack(batch)
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
             _log_change(change)
+
+    def _count(
+        self,
+        batch: Sequence[Inbound],
+        outcome: Outcome,
+        changes: Sequence[StoredChange],
+        evaluation_s: float,
+        commit_s: float,
+    ) -> None:
+        metrics = self.metrics
+        metrics.rule_evaluation.observe(evaluation_s)
+        metrics.commit.observe(commit_s)
+        count_messages(
+            metrics, self.topics, [i.topic for i in batch], [r.topic for r in outcome.rejected]
+        )
+        if outcome.rejected:
+            metrics.dead_letter(len(outcome.rejected))
+        for change in changes:
+            kind = "alert" if change.table == "alert" else str(change.row.get("kind", "action"))
+            metrics.decision(kind, change.created)
 
     def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
         delay = RETRY_MIN_S

@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from agent.errors import StoreError, TransitionError
 from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
+from agent.store.probe import writable_problem
 from agent.store.tables import (
     ACTION_OPEN,
     ACTION_STATUSES,
@@ -129,6 +130,10 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def writable_problem(self) -> str | None:
+        """None when the database takes writes right now, else why not (for `/readyz`)."""
+        return writable_problem(self._engine)
 
     def apply(self, outcome: Outcome) -> list[StoredChange]:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
