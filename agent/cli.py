@@ -24,6 +24,7 @@ from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
 from agent.policy import load_policy
 from agent.report import line, record
+from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="also print repeats that updated an open decision"
     )
 
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_commands.add_parser("upgrade", help="apply the migrations the database lacks")
+    upgrade.add_argument("--config", type=Path, metavar="FILE")
+
+    simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
+    add_simulate_arguments(simulate)
+
     for table in ("actions", "alerts"):
         listing = command(table, f"list {table} from the database")
         listing.add_argument("--status", help="only this status (e.g. open, firing)")
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "replay": _replay,
             "actions": _list,
             "alerts": _list,
+            "db": _db_upgrade,
+            "simulate": _simulate,
         }[args.command]
         return handler(args, settings)
     except RuleError as exc:
@@ -189,6 +200,28 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.store.db import open_engine
+    from agent.store.migrate import upgrade
+
+    engine = open_engine(settings.database.url, settings.database.sqlite_synchronous)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"schema is up to date (revision {after})")
+    else:
+        print(f"schema upgraded from {before or 'empty'} to revision {after}")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.simulate import simulate
+
+    return simulate(args, settings)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
