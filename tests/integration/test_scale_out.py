@@ -1,0 +1,81 @@
+"""Two agents on the same partition by mistake, one broker, one PostgreSQL: no action opens twice.
+
+Both receive every message and both decide; the database's unique open-key index lets one open
+each action and turns the other's attempt into a repeat (count + 1).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent.store.repository import Store
+from tests.integration.test_daemon import Publisher, poll
+from tests.support.agent_process import AgentProcess, write_config
+from tests.support.databases import database_url
+from tests.support.mosquitto import Mosquitto
+
+SKUS = ("BRG-6204", "OIL-HLP46", "STL-2MM", "BLT-A42")
+MACHINES = ("press-01", "cnc-02", "weld-03")
+ROUNDS = 25
+
+
+@pytest.mark.postgres
+def test_two_agents_on_one_partition_never_open_an_action_twice(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    with database_url("postgresql", tmp_path) as url:
+        Store.open(url).close()  # migrate once, so both start on a ready schema
+        agents: list[AgentProcess] = []
+        try:
+            for name in ("east", "west"):
+                directory = tmp_path / name
+                directory.mkdir()
+                config = write_config(
+                    directory, port=broker.port, database_url=url, client_id=f"agent-{name}"
+                )
+                agent = AgentProcess(config, cwd=directory)
+                agent.start()
+                agents.append(agent)
+            for agent in agents:
+                agent.wait_for("mqtt_subscribed", timeout=20)
+
+            publisher = Publisher(broker)
+            try:
+                for round_ in range(ROUNDS):
+                    for sku in SKUS:
+                        publisher.send(f"factory/plant1/stock/{sku}", {"on_hand": round_ % 3})
+                    for machine in MACHINES:
+                        payload = {"state": "down", "fault": "E-STOP", "temp_c": 99.0}
+                        publisher.send(f"factory/plant1/machine/{machine}/telemetry", payload)
+            finally:
+                publisher.close()
+
+            store = Store.open(url)
+            try:
+                # Each agent sees every message: 2 x 25 rounds of reorders per SKU in all.
+                def settled() -> list[dict[str, object]]:
+                    rows = store.actions()
+                    reorders = [r for r in rows if r["kind"] == "reorder"]
+                    total = sum(int(r["count"]) for r in reorders)  # type: ignore[call-overload]
+                    return rows if total >= 2 * ROUNDS * len(SKUS) else []
+
+                rows = poll(settled, 60, "both agents' decisions stored")
+                alerts = store.alerts()
+            finally:
+                store.close()
+            keys = Counter(str(row["dedup_key"]) for row in rows)
+            assert keys and max(keys.values()) == 1, keys
+            assert {row["kind"] for row in rows} == {"reorder", "work_order"}
+            assert {r["subject"] for r in rows if r["kind"] == "reorder"} == set(SKUS)
+            alert_keys = Counter(str(row["dedup_key"]) for row in alerts)
+            assert max(alert_keys.values()) == 1, alert_keys
+            for agent in agents:  # both really worked, and neither crashed on the other's rows
+                assert agent.process is not None and agent.process.poll() is None
+                handled = {"reorder_opened", "decision_repeated"}
+                assert any(e.get("event") in handled for e in agent.events), agent.tail()
+        finally:
+            for agent in agents:
+                agent.stop()
