@@ -56,7 +56,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     except CommandError as exc:
         raise StoreError(f"cannot migrate {_shown(engine)}: {exc}") from exc
     except SQLAlchemyError as exc:
-        raise store_error(exc, f"cannot migrate {_shown(engine)}") from exc
+        raise store_error(exc, f"could not create the schema in {_shown(engine)}") from exc
 
 
 def _shown(engine: Engine) -> str:
