@@ -70,6 +70,7 @@ class MqttSettings(_Section):
     password: SecretStr | None = None
     password_file: Path | None = None
     topic_prefix: Text = "factory"
+    sites: str = ""
     keepalive_s: Annotated[Int, Field(ge=1, le=65535)] = 30
     session_expiry_s: Annotated[Int, Field(ge=1, le=4_294_967_295)] = 604_800
     queue_size: Annotated[Int, Field(gt=0)] = 10_000

@@ -19,6 +19,7 @@ from agent.errors import StoreError
 from agent.ingest.topics import TopicMap
 from agent.metrics import Metrics, count_messages
 from agent.model import Outcome
+from agent.partition import parse_sites, partition_filters
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
@@ -53,7 +54,7 @@ class Daemon:
             host=mqtt.host,
             port=mqtt.port,
             client_id=mqtt.client_id,
-            subscriptions=self.topics.subscriptions(),
+            subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             username=mqtt.username,
             password=mqtt.password.get_secret_value() if mqtt.password else None,
             keepalive_s=mqtt.keepalive_s,
