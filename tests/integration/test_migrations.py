@@ -14,12 +14,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from agent.cli import main
 from agent.errors import StoreError
 from agent.store.db import open_engine
 from agent.store.migrate import current, head, upgrade
 from agent.store.repository import Store
 from agent.store.tables import metadata
+from tests.integration.test_cli import cli
 from tests.support.databases import DATABASES, database_url
 
 
@@ -44,14 +44,12 @@ def test_the_migrated_schema_equals_the_metadata(url: str) -> None:
         engine.dispose()
 
 
-def test_upgrading_twice_changes_nothing_and_the_cli_says_so(
-    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("AGENT_DATABASE__URL", url)
-    assert main(["db", "upgrade"]) == 0
-    assert f"to revision {head()}" in capsys.readouterr().out
-    assert main(["db", "upgrade"]) == 0
-    assert capsys.readouterr().out.strip() == f"schema is up to date (revision {head()})"
+def test_upgrading_twice_changes_nothing_and_the_cli_says_so(url: str) -> None:
+    first = cli("db", "upgrade", env={"AGENT_DATABASE__URL": url})
+    assert first.returncode == 0, first.stderr
+    assert f"from empty to revision {head()}" in first.stdout
+    again = cli("db", "upgrade", env={"AGENT_DATABASE__URL": url})
+    assert again.stdout.strip() == f"schema is up to date (revision {head()})"
 
 
 def test_a_database_made_before_migrations_is_adopted_not_recreated(tmp_path: Path) -> None:

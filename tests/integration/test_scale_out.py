@@ -79,3 +79,45 @@ def test_two_agents_on_one_partition_never_open_an_action_twice(
         finally:
             for agent in agents:
                 agent.stop()
+
+
+@pytest.mark.postgres
+def test_agents_on_their_own_sites_each_decide_for_their_own_site(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    with database_url("postgresql", tmp_path) as url:
+        agents: dict[str, AgentProcess] = {}
+        try:
+            for site in ("plant1", "plant2"):
+                directory = tmp_path / site
+                directory.mkdir()
+                config = write_config(
+                    directory, port=broker.port, database_url=url, client_id=f"agent-{site}"
+                )
+                text = config.read_text().replace("[mqtt]\n", f'[mqtt]\nsites = "{site}"\n')
+                config.write_text(text)
+                agents[site] = AgentProcess(config, cwd=directory)
+                agents[site].start()
+            for agent in agents.values():
+                agent.wait_for("mqtt_subscribed", timeout=20)
+            publisher = Publisher(broker)
+            try:
+                for site in ("plant1", "plant2"):
+                    publisher.send(f"factory/{site}/stock/BRG-6204", {"on_hand": 3})
+            finally:
+                publisher.close()
+            for site, agent in agents.items():
+                opened = agent.wait_for("reorder_opened", timeout=20)
+                assert f"/{site}/" in opened["key"]
+            store = Store.open(url)
+            try:
+                rows = poll(lambda: len(store.actions()) == 2 and store.actions(), 10, "both")
+            finally:
+                store.close()
+            assert sorted(row["site"] for row in rows) == ["plant1", "plant2"]
+            for site, agent in agents.items():  # neither saw the other's message
+                other = "plant2" if site == "plant1" else "plant1"
+                assert not any(other in str(e.get("key", "")) for e in agent.events)
+        finally:
+            for agent in agents.values():
+                agent.stop()

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
-import pytest
 
-from agent.cli import main
 from agent.simulator.factory import Factory
 from agent.world.masterdata import load_masterdata
+from tests.integration.test_cli import cli
 from tests.integration.test_daemon import poll
 from tests.support.agent_process import REPO
 from tests.support.mosquitto import Mosquitto
@@ -23,13 +22,9 @@ OPTIONS = ["--speed", "3600", "--rate", "50", "--start", START, "--seed", "7"]
 
 def simulate(tmp_path: Path, name: str, *extra: str) -> list[dict[str, object]]:
     path = tmp_path / name
-    assert main(["simulate", "--offline", "--record", str(path), *OPTIONS, *extra]) == 0
+    result = cli("simulate", "--offline", "--record", str(path), *OPTIONS, *extra)
+    assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.fixture(autouse=True)
-def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(REPO)  # config/agent.toml, items.yaml and machines.yaml of the checkout
 
 
 def test_the_same_seed_gives_the_same_stream(tmp_path: Path) -> None:
@@ -41,23 +36,20 @@ def test_the_same_seed_gives_the_same_stream(tmp_path: Path) -> None:
     assert len(first) == 500
 
 
-def test_ten_recorded_days_replay_into_every_kind_of_decision(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_ten_recorded_days_replay_into_every_kind_of_decision(tmp_path: Path) -> None:
     stream = simulate(tmp_path, "days.jsonl", "--messages", "3000", "--speed", "14400")
     topics = {entry["topic"].split("/")[2] for entry in stream}  # type: ignore[union-attr]
     assert topics == {"machine", "stock", "receipt"}
     states = {e["payload"]["state"] for e in stream if "state" in e["payload"]}  # type: ignore[operator,index]
     assert {"running", "idle", "down", "maintenance"} <= states
-    capsys.readouterr()
 
-    assert main(["replay", str(tmp_path / "days.jsonl"), "--json"]) == 0
-    out, err = capsys.readouterr()
-    decisions = [json.loads(line) for line in out.splitlines()]
+    result = cli("replay", str(tmp_path / "days.jsonl"), "--json")
+    assert result.returncode == 0, result.stderr
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = {d["kind"] for d in decisions if d["type"] == "action"}
     assert kinds == {"reorder", "work_order", "idle_capacity"}
     assert any(d["type"] == "alert" for d in decisions)
-    assert "0 dead letters" in err
+    assert "0 dead letters" in result.stderr
 
 
 def test_wear_drifts_toward_failure_and_a_repair_resets_it() -> None:
@@ -79,9 +71,7 @@ def test_wear_drifts_toward_failure_and_a_repair_resets_it() -> None:
     assert min(v for s, v in seen[failed:] if s == "running") < 0.5 * press.max_vibration_mm_s
 
 
-def test_simulate_publishes_to_the_broker(
-    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_simulate_publishes_to_the_broker(broker: Mosquitto) -> None:
     received: list[str] = []
     listener = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="listener")
     listener.on_message = lambda _c, _u, message: received.append(message.topic)
@@ -89,8 +79,10 @@ def test_simulate_publishes_to_the_broker(
     listener.subscribe("factory/#", qos=1)
     listener.loop_start()
     try:
-        monkeypatch.setenv("AGENT_MQTT__PORT", str(broker.port))
-        assert main(["simulate", "--rate", "200", "--messages", "40"]) == 0
+        env = {"AGENT_MQTT__PORT": str(broker.port)}
+        result = cli("simulate", "--rate", "200", "--messages", "40", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "simulated 40 messages" in result.stderr
         poll(lambda: len(received) >= 40, 10, "40 messages at the broker")
     finally:
         listener.loop_stop()
