@@ -4,6 +4,8 @@
 # The build stage has the C compiler durable-rules needs; the final image only the virtualenv.
 
 FROM python:3.11-slim AS build
+# Not pinning apt versions (DL3008): the base image's Debian release fixes them, and a pin breaks
+# the build as soon as Debian ships a security update.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
