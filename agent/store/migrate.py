@@ -5,6 +5,8 @@ Run at start-up and by `factory-agent db upgrade`; agents starting together take
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 
 import structlog
@@ -13,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StoreError
@@ -78,3 +80,28 @@ def _upgrade(engine: Engine) -> tuple[str | None, str]:
         log.info("schema_upgraded", before=before, after=after)
     assert after is not None
     return before, after
+
+
+def autogenerate(message: str) -> Path:
+    """Write a new revision for what tables.py has and the migrations lack (for developers).
+
+    `python -m agent.store.migrate "add the outbox table"`; review the file it writes.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        engine = create_engine(f"sqlite:///{directory}/schema.db")
+        try:
+            _upgrade(engine)
+            with engine.begin() as connection:
+                number = head()
+                rev_id = f"{int(number) + 1:04d}" if number.isdigit() else None
+                script = command.revision(
+                    alembic_config(connection), message=message, autogenerate=True, rev_id=rev_id
+                )
+        finally:
+            engine.dispose()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
+
+
+if __name__ == "__main__":
+    print(autogenerate(" ".join(sys.argv[1:]) or "schema change"))

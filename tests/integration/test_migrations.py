@@ -1,18 +1,19 @@
 """Schema migrations: the migrated schema is exactly the tables' metadata, on SQLite and PostgreSQL.
 
 When a table or column is added to agent/store/tables.py without a revision, this fails and says
-what is missing (`alembic revision --autogenerate`, see docs/scaling.md).
+what is missing: `python -m agent.store.migrate "what changed"` writes the revision to review.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, inspect
 
 from agent.errors import StoreError
 from agent.store.db import open_engine
@@ -29,17 +30,37 @@ def url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-unty
         yield value
 
 
+def differences(engine: Engine, target: MetaData) -> list[Any]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "render_as_batch": engine.dialect.name == "sqlite"},
+        )
+        return list(compare_metadata(context, target))
+
+
 def test_the_migrated_schema_equals_the_metadata(url: str) -> None:
     engine = open_engine(url)
     try:
         assert upgrade(engine) == (None, head())
-        with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={"compare_type": True, "render_as_batch": engine.dialect.name == "sqlite"},
-            )
-            differences = compare_metadata(context, metadata)
-        assert differences == [], f"tables.py and the migrations differ: {differences}"
+        found = differences(engine, metadata)
+        assert found == [], (
+            f"agent/store/tables.py and the migrations differ: {found}; add a revision "
+            '(python -m agent.store.migrate "what changed", then review it)'
+        )
+    finally:
+        engine.dispose()
+
+
+def test_the_comparison_notices_a_table_that_has_no_revision(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path}/agent.db")
+    try:
+        upgrade(engine)
+        extended = MetaData(naming_convention=metadata.naming_convention)
+        for table in metadata.tables.values():
+            table.to_metadata(extended)
+        Table("outbox", extended, Column("id", Integer, primary_key=True))
+        assert [change[0] for change in differences(engine, extended)] == ["add_table"]
     finally:
         engine.dispose()
 

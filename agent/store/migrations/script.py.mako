@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy import Text  # noqa: F401 (autogenerate writes JSONB(astext_type=Text()))
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
