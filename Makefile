@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint broker clean
+.PHONY: run test lint broker clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 broker:
 	scripts/dev-broker.sh
+
+# The agent and the simulator at an hour a second: decisions appear within a minute.
+demo: $(STAMP)
+	scripts/dev-broker.sh
+	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -24,6 +24,7 @@ from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
 from agent.policy import load_policy
 from agent.report import line, open_spend, record, spend_lines
+from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 
@@ -94,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     explain = command("explain", "why a decision was made: rule, rule set and matched facts")
     explain.add_argument("id", metavar="ID", help="an action id, or alert:ID for an alert")
     explain.add_argument("--json", action="store_true", help="the record as JSON")
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_commands.add_parser("upgrade", help="apply the migrations the database lacks")
+    upgrade.add_argument("--config", type=Path, metavar="FILE")
+
+    simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
+    add_simulate_arguments(simulate)
 
     for table in ("actions", "alerts"):
         listing = command(table, f"list {table} from the database")
@@ -156,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "actions": _list,
             "alerts": _list,
             **dict.fromkeys(_COMMANDS, _change),
+            "db": _db_upgrade,
+            "simulate": _simulate,
         }[args.command]
         return handler(args, settings)
     except RuleError as exc:
@@ -220,6 +230,7 @@ def _print_problems(exc: RuleError) -> None:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from agent.daemon import Daemon
+    from agent.observability import start_http
     from agent.store.repository import Store
 
     log = structlog.get_logger("agent.cli")
@@ -243,9 +254,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
+    http = start_http(settings.http, daemon)
     try:
         return daemon.run()
     finally:
+        if http is not None:
+            http.stop()
         store.close()
 
 
@@ -336,6 +350,28 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.store.db import open_engine
+    from agent.store.migrate import upgrade
+
+    engine = open_engine(settings.database.url, settings.database.sqlite_synchronous)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"schema is up to date (revision {after})")
+    else:
+        print(f"schema upgraded from {before or 'empty'} to revision {after}")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.simulate import simulate
+
+    return simulate(args, settings)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:

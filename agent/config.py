@@ -70,6 +70,7 @@ class MqttSettings(_Section):
     password: SecretStr | None = None
     password_file: Path | None = None
     topic_prefix: Text = "factory"
+    sites: str = ""
     keepalive_s: Annotated[Int, Field(ge=1, le=65535)] = 30
     session_expiry_s: Annotated[Int, Field(ge=1, le=4_294_967_295)] = 604_800
     queue_size: Annotated[Int, Field(gt=0)] = 10_000
@@ -130,6 +131,13 @@ class InventorySettings(_Section):
     usage_min_days: Annotated[Number, Field(ge=0)] = 1.0
     jump_share: Annotated[Number, Field(gt=0)] = 0.5
     reorder_sync_s: Annotated[Number, Field(gt=0)] = 60.0
+
+
+class HttpSettings(_Section):
+    enabled: bool = False
+    host: Text = "127.0.0.1"
+    port: Annotated[Int, Field(ge=1, le=65535)] = 9464
+    max_message_age_s: Annotated[Number, Field(ge=0)] = 300.0
 
 
 class LogSettings(_Section):
@@ -253,6 +261,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     notify: NotifySettings = NotifySettings()
     commands: CommandsSettings = CommandsSettings()
+    http: HttpSettings = HttpSettings()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -25,6 +25,7 @@ from agent.config import Settings
 from agent.core import Core
 from agent.errors import EngineError, RuleError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
+from agent.metrics import Metrics, count_messages
 from agent.model import (
     AlertDecision,
     AlertResolved,
@@ -39,6 +40,7 @@ from agent.notify import commands
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
+from agent.partition import parse_sites, partition_filters
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
@@ -59,7 +61,9 @@ _OPENED = {
 
 
 class Daemon:
-    def __init__(self, settings: Settings, policy: Policy, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, policy: Policy, store: Store, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.policy = policy
         self.store = store
@@ -78,7 +82,7 @@ class Daemon:
             host=mqtt.host,
             port=mqtt.port,
             client_id=mqtt.client_id,
-            subscriptions=self.topics.subscriptions(),
+            subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             username=mqtt.username,
             password=mqtt.password.get_secret_value() if mqtt.password else None,
             keepalive_s=mqtt.keepalive_s,
@@ -93,6 +97,10 @@ class Daemon:
         self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
+        self.metrics = metrics or Metrics()
+        self._generation = 1
+        self.metrics.set_rule_set_generation(self._generation)
+        self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
         # watcher and SIGHUP: ("tick", "") or ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -207,6 +215,8 @@ class Daemon:
             why=why,
             took_ms=round(took_ms, 1),
         )
+        self._generation += 1
+        self.metrics.set_rule_set_generation(self._generation)
         self._record_rule_set(policy.ruleset, why)
         self._commit_decisions([*decisions, self._reload_alert_resolved(policy.ruleset.hash)])
 
@@ -248,10 +258,13 @@ class Daemon:
             _log_change(change)
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
+        started = time.perf_counter()
         outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i in batch])
+        evaluated = time.perf_counter()
         changes = self._commit(outcome)
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
+        self._count(batch, outcome, changes, evaluated - started, time.perf_counter() - evaluated)
         if outcome.commands and not self._apply_commands(outcome.commands):
             return
         self.source.ack(batch)
@@ -260,6 +273,26 @@ class Daemon:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
             _log_change(change)
+
+    def _count(
+        self,
+        batch: Sequence[Inbound],
+        outcome: Outcome,
+        changes: Sequence[StoredChange],
+        evaluation_s: float,
+        commit_s: float,
+    ) -> None:
+        metrics = self.metrics
+        metrics.rule_evaluation.observe(evaluation_s)
+        metrics.commit.observe(commit_s)
+        count_messages(
+            metrics, self.topics, [i.topic for i in batch], [r.topic for r in outcome.rejected]
+        )
+        if outcome.rejected:
+            metrics.dead_letter(len(outcome.rejected))
+        for change in changes:
+            kind = "alert" if change.table == "alert" else str(change.row.get("kind", "action"))
+            metrics.decision(kind, change.created)
 
     def _apply_commands(self, received: list[Message]) -> bool:
         """Apply people's commands (after the batch's decisions); refused ones become dead

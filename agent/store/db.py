@@ -15,7 +15,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
 
 from agent.errors import ConfigError, StoreError
-from agent.store.tables import metadata
 
 log = structlog.get_logger(__name__)
 
@@ -43,11 +42,10 @@ def open_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the missing tables and indexes (migrations will take this over)."""
-    try:
-        metadata.create_all(engine)
-    except SQLAlchemyError as exc:
-        raise store_error(exc, f"could not create the schema in {_shown(engine.url)}") from exc
+    """Bring the schema to the newest migration (agent/store/migrations), creating it if new."""
+    from agent.store.migrate import upgrade  # imports this module: import at call time
+
+    upgrade(engine)
 
 
 def store_error(exc: SQLAlchemyError, doing: str) -> StoreError:

@@ -44,6 +44,7 @@ from agent.model import (
     Rejected,
 )
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
+from agent.store.probe import writable_problem
 from agent.store.tables import (
     ACTION_OPEN,
     ACTION_STATUSES,
@@ -150,6 +151,10 @@ class Store:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    def writable_problem(self) -> str | None:
+        """None when the database takes writes right now, else why not (for `/readyz`)."""
+        return writable_problem(self._engine)
 
     def apply(self, outcome: Outcome, on_changes: ChangeHook | None = None) -> list[StoredChange]:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
