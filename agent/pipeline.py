@@ -34,8 +34,11 @@ class Pipeline:
         self.max_payload_bytes = max_payload_bytes
 
     def run(self, batch: Sequence[Raw]) -> Outcome:
+        """Decode the batch, then run its messages through the core together (the engine gets
+        them in one go); dead letters come first, then decisions in message order."""
         decisions: list[Decision] = []
         rejected: list[Rejected] = []
+        accepted: list[tuple[Message, Raw]] = []
         for raw in batch:
             decoded = decode(
                 raw.topic, raw.payload, raw.received_at, self.topics, self.max_payload_bytes
@@ -43,16 +46,17 @@ class Pipeline:
             if isinstance(decoded, Rejected):
                 rejected.append(decoded)
                 continue
-            decisions.extend(self._process(decoded, raw, rejected))
+            accepted.append((decoded, raw))
+        results = self.core.process_many([message for message, _ in accepted])
+        for (_, raw), result in zip(accepted, results, strict=True):
+            if isinstance(result, EngineError):
+                rejected.append(self._engine_failed(raw, result))
+                continue
+            decisions.extend(result)
         return Outcome(decisions, rejected)
 
-    def _process(self, message: Message, raw: Raw, rejected: list[Rejected]) -> list[Decision]:
-        try:
-            return self.core.process([message])
-        except EngineError as exc:
-            # Keep the message (as a dead letter, with the reason) rather than lose it silently.
-            log.error("engine_failed", topic=raw.topic, error=str(exc))
-            rejected.append(
-                Rejected(raw.topic, raw.payload, f"rule engine: {exc}", raw.received_at)
-            )
-            return []
+    @staticmethod
+    def _engine_failed(raw: Raw, exc: EngineError) -> Rejected:
+        # Keep the message (as a dead letter, with the reason) rather than lose it silently.
+        log.error("engine_failed", topic=raw.topic, error=str(exc))
+        return Rejected(raw.topic, raw.payload, f"rule engine: {exc}", raw.received_at)

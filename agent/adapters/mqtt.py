@@ -6,10 +6,12 @@ Persistent MQTT 5 session, manual QoS 1 acks and TCP backpressure, as measured i
 from __future__ import annotations
 
 import queue
+import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -36,6 +38,18 @@ class Inbound:
     mid: int
     generation: int  # the connection it came on: an ack on a later connection would be wrong
     received_at: datetime  # aware UTC
+    dup: bool = False  # the broker says it sent this message before (a redelivery)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """TLS to the broker: the CA to trust (None: the system's), an optional client certificate,
+    and `insecure` to skip verifying the broker's certificate and name (tests only)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
 
 
 class MqttSource:
@@ -61,6 +75,7 @@ class MqttSource:
         queue_size: int = 10000,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
+        tls: TlsOptions | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("MqttSource needs a fixed client_id: the session is kept under it")
@@ -81,6 +96,8 @@ class MqttSource:
         self._live_generation: int | None = None
         self._subscribe_mid: int | None = None
         self._client = self._make_client(username, password, reconnect_min_s, reconnect_max_s)
+        if tls is not None:
+            _use_tls(self._client, tls)
 
     def _make_client(
         self,
@@ -273,6 +290,7 @@ class MqttSource:
             mid=message.mid,
             generation=self._generation,
             received_at=datetime.now(UTC),
+            dup=bool(message.dup),
         )
         while not self._stopping.is_set():
             try:
@@ -292,3 +310,17 @@ class MqttSource:
     ) -> None:
         if reason_code.is_failure:
             log.error("mqtt_publish_refused", mid=mid, reason=str(reason_code))
+
+
+def _use_tls(client: paho.Client, tls: TlsOptions) -> None:
+    """Verification is on unless `insecure`: the broker's certificate chain and host name."""
+    client.tls_set(
+        ca_certs=str(tls.ca_file) if tls.ca_file else None,
+        certfile=str(tls.cert_file) if tls.cert_file else None,
+        keyfile=str(tls.key_file) if tls.key_file else None,
+        cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
+    if tls.insecure:
+        client.tls_insecure_set(True)
+        log.warning("mqtt_tls_verification_off")

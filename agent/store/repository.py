@@ -32,8 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
-from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected
+from agent.model import ActionDecision, AlertDecision, Decision, Fact, Outcome, Rejected
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
+from agent.store.snapshot import committed, load_facts, mark_processed, save_facts
 from agent.store.tables import (
     ACTION_OPEN,
     ACTION_STATUSES,
@@ -130,18 +131,28 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
-    def apply(self, outcome: Outcome) -> list[StoredChange]:
+    def apply(
+        self,
+        outcome: Outcome,
+        *,
+        facts: Sequence[Fact] = (),
+        processed: Sequence[str] = (),
+        keep_processed: int = 100_000,
+    ) -> list[StoredChange]:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
 
         A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
-        it opens a new row. Changes come back in the decisions' order.
+        it opens a new row. Changes come back in the decisions' order. The same transaction
+        saves the batch's changed `facts` and marks its `processed` message digests.
         """
-        if not outcome.decisions and not outcome.rejected:
+        if not (outcome.decisions or outcome.rejected or facts or processed):
             return []
         try:
             with self._engine.begin() as connection:
                 _store_dead_letters(connection, outcome.rejected)
                 changes = self._store_decisions(connection, outcome.decisions)
+                save_facts(connection, facts)
+                mark_processed(connection, processed, keep_processed)
         except SQLAlchemyError as exc:
             error = store_error(exc, "could not store the batch (rolled back)")
             log.warning("store_apply_failed", decisions=len(outcome.decisions), error=str(error))
@@ -153,6 +164,14 @@ class Store:
             dead_letters=len(outcome.rejected),
         )
         return changes
+
+    def facts(self) -> list[Fact]:
+        """The world state saved with the last commit."""
+        return load_facts(self._engine)
+
+    def committed(self, digests: Sequence[str]) -> set[str]:
+        """Which of these message digests belong to messages already committed."""
+        return committed(self._engine, digests)
 
     def actions(self, status: str | None = None) -> list[dict[str, Any]]:
         """Actions, newest first, optionally only those in `status`."""

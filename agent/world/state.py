@@ -64,6 +64,10 @@ class WorldState:
                 changed.append(self._replace(fresh))
         return changed
 
+    def restore(self, fact: Fact) -> Fact:
+        """Put back a saved fact as it was (a restart reading the snapshot)."""
+        return self._replace(fact)
+
     def _replace(self, fact: Fact) -> Fact:
         self._facts[fact.key] = fact
         return fact
