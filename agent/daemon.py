@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -84,8 +84,8 @@ class Daemon:
             log_format="json" if self.settings.log.format == "auto" else self.settings.log.format,
         )
 
-    def _alarm(self, event: str, reason: str) -> None:
-        raise_alarm(self._publish, self.alarm_topic, event, reason)
+    def _alarm(self, event: str, reason: str, context: dict[str, Any]) -> None:
+        raise_alarm(self._publish, self.alarm_topic, event, reason, **context)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         self.source.publish(topic, payload, qos=1)

@@ -30,7 +30,8 @@ SEED_ATTEMPTS: Final = 3
 # A fact on its own is quarantined when it stops this many workers.
 KILLS_TO_QUARANTINE: Final = 2
 
-FaultHook = Callable[[str, str], None]  # (event, reason): tell someone outside the database
+# (event, reason, context): tell someone, outside the database; without a hook, it is logged.
+FaultHook = Callable[[str, str, dict[str, Any]], None]
 Served = list[tuple[str, tuple[tuple[str, str], ...]]] | str  # matches, or why the fact failed
 
 
@@ -270,9 +271,11 @@ class ProcessEngine:
         self._start()
 
     def _fault(self, event: str, reason: str, **context: Any) -> None:
-        log.error(event, reason=reason, restarts=self.restarts, **context)
-        if self._on_fault is not None:
-            self._on_fault(event, reason)
+        context["restarts"] = self.restarts
+        if self._on_fault is None:
+            log.error(event, reason=reason, **context)
+            return
+        self._on_fault(event, reason, context)
 
 
 def _exit_reason(process: BaseProcess) -> str:
