@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.core import Core
+from agent.core import Core, EngineFactory
 from agent.errors import AgentError
 from agent.ingest.topics import TopicMap
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
+from agent.rulebook.engine import DurableEngine
 from agent.store.repository import Store, StoredChange
 
 BATCH = 500
@@ -74,11 +75,18 @@ def _timestamp(path: Path, number: int, value: Any) -> datetime:
 
 
 def replay(
-    path: Path, policy: Policy, store: Store, topic_prefix: str, max_payload_bytes: int
+    path: Path,
+    policy: Policy,
+    store: Store,
+    topic_prefix: str,
+    max_payload_bytes: int,
+    engine_factory: EngineFactory = DurableEngine,
 ) -> ReplayResult:
     """Run the recording through the pipeline in batches, storing as the daemon would."""
     pipeline = Pipeline(
-        Core(policy.ruleset, policy.masterdata), TopicMap(topic_prefix), max_payload_bytes
+        Core(policy.ruleset, policy.masterdata, engine_factory),
+        TopicMap(topic_prefix),
+        max_payload_bytes,
     )
     changes: list[StoredChange] = []
     messages = dead = 0
