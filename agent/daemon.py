@@ -69,6 +69,7 @@ class Daemon:
         )
         self._stop = threading.Event()
         self._store_down = False
+        self._acked = 0  # messages acknowledged since start
 
     def _engine_factory(self) -> EngineFactory:
         rules = self.settings.rules
@@ -142,6 +143,8 @@ class Daemon:
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         self.source.ack(batch)
+        self._acked += len(batch)
+        log.debug("batch_acked", messages=len(batch), total=self._acked, skipped=len(batch) - len(fresh))
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:
