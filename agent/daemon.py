@@ -144,7 +144,9 @@ class Daemon:
             return  # stopping while the database is down: leave the batch unacknowledged
         self.source.ack(batch)
         self._acked += len(batch)
-        log.debug("batch_acked", messages=len(batch), total=self._acked, skipped=len(batch) - len(fresh))
+        log.debug(
+            "batch_acked", messages=len(batch), total=self._acked, skipped=len(batch) - len(fresh)
+        )
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
         for change in changes:

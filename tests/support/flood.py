@@ -73,12 +73,20 @@ def flood(
     sampler.start()
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="flood-publisher")
     client.max_inflight_messages_set(1000)
+    acked = [0]  # paho can hold at most 65,535 unacknowledged messages: stay well below
+
+    def on_publish(*_args: object) -> None:
+        acked[0] += 1
+
+    client.on_publish = on_publish
     client.connect(broker.host, broker.port)
     client.loop_start()
     started = time.monotonic()
     try:
         last = None
         for n in range(messages):
+            while n - acked[0] > 20_000:
+                time.sleep(0.005)  # the broker is behind: let it catch up (flow control)
             body = json.dumps({"on_hand": 500 + n % 50}).encode()
             last = client.publish(f"factory/plant1/stock/FL-{n % skus:05d}", body, qos=1)
         assert last is not None

@@ -72,7 +72,7 @@ def test_yaml_python_tags_are_refused_and_never_constructed(tag: str, tmp_path: 
     ],
 )
 def test_expressions_cannot_import_call_or_reach_attributes(expression: str) -> None:
-    refused(rule(when=f"kind == \"machine\" and {expression}"))
+    refused(rule(when=f'kind == "machine" and {expression}'))
 
 
 @pytest.mark.parametrize(
