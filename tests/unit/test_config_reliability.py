@@ -20,16 +20,16 @@ def test_tls_is_off_by_default_and_on_with_any_file(tmp_path: Path) -> None:
 
 
 def test_a_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="tls_cert_file and mqtt.tls_key_file go together"):
+    with pytest.raises(ConfigError, match=r"tls_cert_file and mqtt\.tls_key_file go together"):
         load_settings(None, {"AGENT_MQTT__TLS_CERT_FILE": str(tmp_path / "client.pem")})
 
 
 def test_engine_placement_and_stop_deadline_are_validated() -> None:
     assert Settings().rules.engine == "process"
     assert Settings().daemon.stop_timeout_s == 10.0
-    with pytest.raises(ConfigError, match="rules.engine"):
+    with pytest.raises(ConfigError, match=r"rules\.engine"):
         load_settings(None, {"AGENT_RULES__ENGINE": "thread"})
-    with pytest.raises(ConfigError, match="daemon.stop_timeout_s"):
+    with pytest.raises(ConfigError, match=r"daemon\.stop_timeout_s"):
         load_settings(None, {"AGENT_DAEMON__STOP_TIMEOUT_S": "0"})
 
 
