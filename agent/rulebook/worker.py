@@ -29,6 +29,7 @@ START_TIMEOUT_S: Final = 60.0
 SEED_ATTEMPTS: Final = 3
 # A fact on its own is quarantined when it stops this many workers.
 KILLS_TO_QUARANTINE: Final = 2
+PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 # (event, reason, context): tell someone, outside the database; without a hook, it is logged.
 FaultHook = Callable[[str, str, dict[str, Any]], None]
@@ -44,6 +45,7 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
     from agent.log import configure_logging
     from agent.rulebook.engine import DurableEngine
 
+    _die_with_parent()
     configure_logging(log_level, log_format)
     try:
         engine = DurableEngine(plan)
@@ -68,6 +70,20 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
             engine.close()
             conn.send(("ok", None))
             return
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the daemon dies, even if the worker hangs and never
+    reads the closed pipe (elsewhere, EOF on the pipe is all there is)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the daemon died before the request took effect
+        os._exit(1)
 
 
 def _serve_one(engine: Any, key: str, fields: Mapping[str, Any]) -> Served:

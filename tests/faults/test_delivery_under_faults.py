@@ -75,7 +75,7 @@ def test_10k_messages_through_5_agent_kills_and_2_broker_restarts(
 ) -> None:
     agent = start_agent(tmp_path, broker, counted_rules)
     agent.wait_for("mqtt_subscribed", timeout=30)
-    sender = Sender(broker)
+    sender = Sender(broker)  # (an agent left behind by a failure is killed at exit)
     kills = 0
 
     def kill_agent() -> None:
@@ -108,7 +108,7 @@ def test_engine_worker_killed_mid_run_loses_and_doubles_nothing(
     messages = 3_000
     agent = start_agent(tmp_path, broker, counted_rules)
     agent.wait_for("mqtt_subscribed", timeout=30)
-    sender = Sender(broker)
+    sender = Sender(broker)  # (an agent left behind by a failure is killed at exit)
     killed: list[int] = []
 
     def kill_worker() -> None:
@@ -150,7 +150,7 @@ def test_sqlite_locked_by_another_process_pauses_ingest_and_resumes(
     messages = 2_500
     agent = start_agent(tmp_path, broker, counted_rules)
     agent.wait_for("mqtt_subscribed", timeout=30)
-    sender = Sender(broker)
+    sender = Sender(broker)  # (an agent left behind by a failure is killed at exit)
     alarms = Sender(broker, client_id="fault-alarm-listener")
     received: list[bytes] = []
     alarms.client.on_message = lambda client, userdata, message: received.append(message.payload)
