@@ -70,6 +70,7 @@ class Daemon:
         self._stop = threading.Event()
         self._store_down = False
         self._acked = 0  # messages acknowledged since start
+        self._overdue: threading.Timer | None = None  # armed by stop()
 
     def _engine_factory(self) -> EngineFactory:
         rules = self.settings.rules
@@ -100,9 +101,9 @@ class Daemon:
         if self._stop.is_set():
             return
         self._stop.set()
-        overdue = threading.Timer(self.settings.daemon.stop_timeout_s, _stop_overdue)
-        overdue.daemon = True
-        overdue.start()
+        self._overdue = threading.Timer(self.settings.daemon.stop_timeout_s, _stop_overdue)
+        self._overdue.daemon = True
+        self._overdue.start()
 
     def run(self) -> int:
         ruleset = self.policy.ruleset
@@ -116,6 +117,8 @@ class Daemon:
         restored = self._retry("read the fact snapshot", self.store.facts)
         if restored is None:
             self.pipeline.core.close()
+            if self._overdue is not None:
+                self._overdue.cancel()
             return 0
         self.pipeline.core.restore(restored)
         log.info("world_restored", facts=len(restored))
@@ -130,6 +133,8 @@ class Daemon:
         finally:
             self.source.stop()
             self.pipeline.core.close()
+            if self._overdue is not None:
+                self._overdue.cancel()  # stopped in time
             log.info("agent_stopped")
         return 0
 

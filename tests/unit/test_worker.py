@@ -129,3 +129,12 @@ def test_rules_the_engine_refuses_are_refused_at_start() -> None:
     bad = EnginePlan({"r0": {"all": 5}}, {"r0": "x"}, {"r0": ("a",)}, frozenset({"kind"}))
     with pytest.raises(EngineError, match="refused the compiled rules"):
         ProcessEngine(bad)
+
+
+def test_a_large_world_is_fed_and_reseeded_in_chunks(worker: ProcessEngine) -> None:
+    facts = [stock(50, f"S{n}") for n in range(12_000)]  # more than one chunk
+    assert worker.update_many([*facts, DOWN]) == [[]] * 12_001
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    matches = worker.update(*stock(0, "S7"))  # the new worker was seeded with all 12,001
+    assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/S7"}) in matches
