@@ -6,7 +6,7 @@ One open row per dedup key is the database's job (a partial unique index); this 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,7 +169,7 @@ class Store:
         """The world state saved with the last commit."""
         return load_facts(self._engine)
 
-    def committed(self, digests: Sequence[str]) -> set[str]:
+    def committed(self, digests: Iterable[str]) -> set[str]:
         """Which of these message digests belong to messages already committed."""
         return committed(self._engine, digests)
 
