@@ -2,7 +2,8 @@
 through the core and the real engine), generated rule files through the real loader and compiler.
 Each input is accepted or refused with a reason; nothing raises, hangs, or keeps memory.
 
-CI runs 100k payloads and 10k rule files (about 40 s); AGENT_FUZZ_SCALE=10 runs ten times more.
+CI runs 100k payloads and 10k rule files (about 40 s); AGENT_FUZZ_SCALE=5 runs five times more
+(with `--timeout 0`: pytest-timeout's 120 s is per test).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ MUTANTS = 9  # cheap byte-level variants of each generated payload, decoded too
 RULE_FILES_PER_EXAMPLE = 10
 SLOWEST_S = 5.0  # one input may take at most this long (a hang would fail here)
 SCALE = int(os.environ.get("AGENT_FUZZ_SCALE", "1"))
+WITH_CORE = os.environ.get("AGENT_FUZZ_CORE", "1") == "1"  # 0: the decoder alone
 PAYLOAD_EXAMPLES = 1020 * SCALE  # x 10 payloads x (1 + 9 mutants): 100k (big ones: no mutants)
 RULE_EXAMPLES = 1000 * SCALE  # x 10 files = 10k
 
@@ -195,16 +197,24 @@ def test_100k_generated_payloads_are_each_accepted_or_refused_with_a_reason() ->
             assert isinstance(result, Message)
             accepted.append(result)
             seen["accepted"] += 1
-        for outcome in core.process_many(accepted):  # the real engine, inline
-            assert isinstance(outcome, list), outcome
+        if WITH_CORE:
+            for outcome in core.process_many(accepted):  # the real engine, inline
+                assert isinstance(outcome, list), outcome
 
     check()
+    facts = len(core.world)
     core.close()
     total = seen["accepted"] + seen["refused"]
-    print(f"\nfuzz: {total} payloads, {seen['accepted']} accepted, {seen['refused']} refused")
+    grown = rss_mib(os.getpid()) - rss_before
+    print(
+        f"\nfuzz: {total} payloads, {seen['accepted']} accepted, {seen['refused']} refused; "
+        f"world {facts} facts; RSS +{grown:.0f} MiB"
+    )
     assert total >= 100_000 * SCALE
     assert seen["accepted"] > 0 and seen["refused"] > 0
-    assert rss_mib(os.getpid()) - rss_before < 200
+    # No memory bound asserted here: hypothesis' own bookkeeping grows with the examples (+318 MiB
+    # for 300k payloads with decoding switched off, +344 MiB with it); the decoder's share is
+    # tested on its own in test_hostile_payloads_are_refused_and_not_kept.
 
 
 HOSTILE = ["deep", "deep_object", "many_keys", "huge_string", "huge_number", "nan", "bad_utf8"]
