@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 # How long a blocked on_message waits before it looks at the stop flag again.
 _PUT_SLICE_S = 0.1
+# How long `stop()` waits for the DISCONNECT (and the acks before it) to be written.
+_FLUSH_ON_STOP_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class MqttSource:
         self._queue: queue.Queue[Inbound] = queue.Queue(queue_size)
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._gone = threading.Event()  # set by on_disconnect
         # Guards the generation pair and the acks, so no ack is queued on a newer connection.
         self._lock = threading.Lock()
         self._generation = 0
@@ -144,7 +147,12 @@ class MqttSource:
     def stop(self) -> None:
         """Disconnect (the session stays on the broker) and stop the network thread."""
         self._stopping.set()
-        self._client.disconnect()
+        self._gone.clear()
+        rc = self._client.disconnect()
+        # DISCONNECT goes out after the acks queued before it: wait for it to be written, so a
+        # graceful stop does not leave the last batch's acks unsent.
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._gone.wait(_FLUSH_ON_STOP_S):
+            log.warning("mqtt_stop_not_flushed", waited_s=_FLUSH_ON_STOP_S)
         self._client.loop_stop()
         self._mark_disconnected()
         log.info("mqtt_stopped", client_id=self.client_id, unacked_in_queue=self.queue_depth)
@@ -253,6 +261,7 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         self._mark_disconnected()
+        self._gone.set()
         log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
 
     def _mark_disconnected(self) -> None:
