@@ -2,4 +2,6 @@
 
 from agent.cli import main
 
-raise SystemExit(main())
+# Guarded: the engine worker is a spawned process, which imports this module again.
+if __name__ == "__main__":
+    raise SystemExit(main())

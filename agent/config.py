@@ -76,6 +76,26 @@ class MqttSettings(_Section):
     queue_size: Annotated[Int, Field(gt=0)] = 10_000
     reconnect_min_s: Annotated[Number, Field(gt=0)] = 1.0
     reconnect_max_s: Annotated[Number, Field(gt=0)] = 30.0
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_insecure: bool = False
+
+    @property
+    def tls_enabled(self) -> bool:
+        """TLS is on when asked for, or when any of its files is given."""
+        return self.tls or any(
+            path is not None for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        )
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> MqttSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "mqtt.tls_cert_file and mqtt.tls_key_file go together: set both or neither"
+            )
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -112,6 +132,8 @@ class RulesSettings(_Section):
     tick_s: Annotated[Number, Field(gt=0)] = 30.0
     watch: bool = True
     watch_interval_s: Annotated[Number, Field(gt=0)] = 1.0
+    engine: Literal["process", "inline"] = "process"
+    engine_deadline_s: Annotated[Number, Field(gt=0)] = 10.0
 
 
 class MasterDataSettings(_Section):
@@ -123,6 +145,12 @@ class IngestSettings(_Section):
     batch_size: Annotated[Int, Field(gt=0)] = 500
     batch_wait_ms: Annotated[Int, Field(ge=0)] = 20
     max_payload_bytes: Annotated[Int, Field(gt=0)] = 65_536
+    dedup_window: Annotated[Int, Field(gt=0)] = 100_000
+
+
+class DaemonSettings(_Section):
+    stop_timeout_s: Annotated[Number, Field(gt=0)] = 10.0
+    site: Text = "local"
 
 
 class InventorySettings(_Section):
@@ -262,6 +290,7 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     commands: CommandsSettings = CommandsSettings()
     http: HttpSettings = HttpSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

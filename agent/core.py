@@ -7,13 +7,14 @@ the time in (`tick(now)`) for what time alone changes: derived values, `for`, sc
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import structlog
 
 from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
 from agent.decisions.lifecycle import Lifecycle, Track
+from agent.errors import EngineError
 from agent.model import (
     ActionDecision,
     AlertDecision,
@@ -27,7 +28,7 @@ from agent.model import (
     PublishDecision,
 )
 from agent.rulebook.compiler import EnginePlan, compile_rules
-from agent.rulebook.engine import DurableEngine, Match, RuleEngine
+from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
 from agent.rulebook.timing import Cron, parse_cron
 from agent.world.masterdata import MasterData
@@ -55,6 +56,7 @@ class Core:
         self._rules: dict[str, Rule] = ruleset.by_id()
         self._engine = engine_factory(compile_rules(ruleset))
         self.lifecycle = Lifecycle()
+        self._changed: set[str] = set()  # fact keys changed since `take_changed()`
         self._crons: dict[str, Cron] = {}
         self._next_run: dict[str, datetime] = {}
         self._set_schedules()
@@ -76,11 +78,55 @@ class Core:
             self._book_reorders(decided)
         return decisions
 
+    def process_many(self, messages: Sequence[Message]) -> list[list[Decision] | EngineError]:
+        """`process` for a batch: one result per message, its decisions, or the EngineError the
+        engine failed with on its fact (the pipeline dead-letters that message, not the batch).
+
+        Messages go through one at a time: the rule lifecycle, receipts and reorder booking
+        interleave with the engine per fact. (Feeding the engine the whole batch in one round
+        trip, as the worker's `update_many` allows, is left for the performance work.)
+        """
+        results: list[list[Decision] | EngineError] = []
+        for message in messages:
+            try:
+                results.append(self.process([message]))
+            except EngineError as exc:
+                results.append(exc)
+        return results
+
+    def restore(self, facts: Iterable[Fact]) -> int:
+        """Put saved facts back into the world and the engine without deciding anything: a
+        restart resumes where the last commit left off instead of re-firing every rule.
+
+        The snapshot is committed with the decisions its facts caused, so a rule that holds on
+        restored facts has fired already: the lifecycle learns that (its decisions are dropped),
+        and the next message or tick repeats it instead of opening it anew. A rule with `for`
+        starts pending again.
+        """
+        restored = [self.world.restore(fact) for fact in facts]
+        answers = update_many(self._engine, [(f.key, f.fields) for f in restored])
+        failed: list[str] = []
+        for fact, answer in zip(restored, answers, strict=True):
+            if isinstance(answer, EngineError):
+                failed.append(fact.key)
+                continue
+            self._decide(answer, fact.updated_at)  # already told: only the lifecycle keeps it
+        if failed:
+            log.warning("facts_not_restored_in_engine", count=len(failed), first=failed[0])
+        self._changed.clear()
+        return len(restored)
+
+    def take_changed(self) -> list[Fact]:
+        """The current facts changed since the last call (for the snapshot), and forget them."""
+        keys, self._changed = self._changed, set()
+        return [fact for key in sorted(keys) if (fact := self.world.get(key)) is not None]
+
     def seed_reorders(
         self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
     ) -> None:
         """Learn the store's open reorders and applied receipts (at start, or to resync)."""
         for fact in self.world.seed_reorders(reorders, receipts):
+            self._changed.add(fact.key)
             self._engine.update(fact.key, fact.fields)
 
     def _book_reorders(self, decisions: list[Decision]) -> None:
@@ -91,6 +137,7 @@ class Core:
                 continue
             fact = self.world.reorder_opened(_open_reorder(decision))
             if fact is not None:
+                self._changed.add(fact.key)
                 self._engine.update(fact.key, fact.fields)
 
     def tick(self, now: datetime) -> list[Decision]:
@@ -133,6 +180,7 @@ class Core:
         return decisions
 
     def _update(self, fact: Fact, at: datetime, ticked: bool = False) -> list[Decision]:
+        self._changed.add(fact.key)
         matches = self._engine.update(fact.key, fact.fields)
         seen: set[tuple[str, tuple[str, ...]]] = set()
         decisions = self._decide(matches, at, seen, ticked)

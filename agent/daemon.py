@@ -6,23 +6,26 @@ its decisions and dead letters are committed; a failed commit is retried, never 
 
 from __future__ import annotations
 
+import functools
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection
 
-from agent.adapters.mqtt import Inbound, MqttSource
+from agent.adapters.alarm import alarm_topic, raise_alarm
+from agent.adapters.mqtt import Inbound, MqttSource, TlsOptions
 from agent.adapters.rulewatch import RuleWatcher
 from agent.clock import SystemClock
-from agent.config import Settings
-from agent.core import Core
+from agent.config import MqttSettings, Settings
+from agent.core import Core, EngineFactory
 from agent.errors import EngineError, RuleError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
 from agent.metrics import Metrics, count_messages
@@ -30,6 +33,7 @@ from agent.model import (
     AlertDecision,
     AlertResolved,
     Decision,
+    Fact,
     Message,
     NotifyDecision,
     Outcome,
@@ -44,12 +48,15 @@ from agent.partition import parse_sites, partition_filters
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
 from agent.report import record
+from agent.rulebook.engine import DurableEngine
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
 from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import ChangeHook, Store, StoredChange
+from agent.store.snapshot import message_digest
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
@@ -68,10 +75,12 @@ class Daemon:
         self.policy = policy
         self.store = store
         self.topics = TopicMap(settings.mqtt.topic_prefix)
+        self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
         self.pipeline = Pipeline(
             Core(
                 policy.ruleset,
                 policy.masterdata,
+                self._engine_factory(),
                 stock_policy=stock_policy(settings.inventory),
             ),
             self.topics,
@@ -90,6 +99,7 @@ class Daemon:
             queue_size=mqtt.queue_size,
             reconnect_min_s=mqtt.reconnect_min_s,
             reconnect_max_s=mqtt.reconnect_max_s,
+            tls=tls_options(mqtt),
         )
         self.outbox = Outbox(
             settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
@@ -97,6 +107,9 @@ class Daemon:
         self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
+        self._store_down = False
+        self._acked = 0  # messages acknowledged since start
+        self._overdue: threading.Timer | None = None  # armed by stop()
         self.metrics = metrics or Metrics()
         self._generation = 1
         self.metrics.set_rule_set_generation(self._generation)
@@ -106,9 +119,40 @@ class Daemon:
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._tick_pending = threading.Event()
 
+    def _engine_factory(self) -> EngineFactory:
+        rules = self.settings.rules
+        if rules.engine == "inline":
+            return DurableEngine
+        from agent.rulebook.worker import ProcessEngine
+
+        return functools.partial(
+            ProcessEngine,
+            deadline_s=rules.engine_deadline_s,
+            on_fault=self._alarm,
+            log_level=self.settings.log.level,
+            log_format="json" if self.settings.log.format == "auto" else self.settings.log.format,
+        )
+
+    def _alarm(self, event: str, reason: str, context: dict[str, Any]) -> None:
+        if event == "engine_worker_lost":  # a new worker replaces it
+            self.metrics.engine_worker_restarted()
+        raise_alarm(self._publish, self.alarm_topic, event, reason, **context)
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        self.source.publish(topic, payload, qos=1)
+
     def stop(self) -> None:
-        """Ask the loop to finish the batch in hand and return (safe from a signal handler)."""
+        """Ask the loop to finish the batch in hand and return (safe from a signal handler).
+
+        If that takes longer than `daemon.stop_timeout_s`, the process exits anyway: what was
+        not committed is not acknowledged, so the broker delivers it again.
+        """
+        if self._stop.is_set():
+            return
         self._stop.set()
+        self._overdue = threading.Timer(self.settings.daemon.stop_timeout_s, _stop_overdue)
+        self._overdue.daemon = True
+        self._overdue.start()
 
     def request_reload(self, why: str) -> None:
         """Reload the rules between two batches (safe from a signal handler or another thread)."""
@@ -129,6 +173,14 @@ class Daemon:
             database=_safe_url(self.settings.database.url),
         )
         self._record_rule_set(ruleset, "start")
+        restored = self._retry("read the fact snapshot", self.store.facts)
+        if restored is None:
+            self.pipeline.core.close()
+            if self._overdue is not None:
+                self._overdue.cancel()
+            return 0
+        self.pipeline.core.restore(restored)
+        log.info("world_restored", facts=len(restored))
         open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
         log.info("reorders_loaded", open=open_reorders)
         synced = time.monotonic()
@@ -163,6 +215,8 @@ class Daemon:
                 watcher.stop()
             self.source.stop()
             self.pipeline.core.close()
+            if self._overdue is not None:
+                self._overdue.cancel()  # stopped in time
             log.info("agent_stopped")
         return 0
 
@@ -259,15 +313,22 @@ class Daemon:
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
         started = time.perf_counter()
-        outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i in batch])
+        fresh = self._drop_redelivered(batch)
+        if fresh is None:
+            return  # stopping while the database is down: leave the batch unacknowledged
+        outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i, _ in fresh])
         evaluated = time.perf_counter()
-        changes = self._commit(outcome)
+        changes = self._commit(outcome, [digest for _, digest in fresh])
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         self._count(batch, outcome, changes, evaluated - started, time.perf_counter() - evaluated)
         if outcome.commands and not self._apply_commands(outcome.commands):
             return
         self.source.ack(batch)
+        self._acked += len(batch)
+        log.debug(
+            "batch_acked", messages=len(batch), total=self._acked, skipped=len(batch) - len(fresh)
+        )
         self.sender.wake()
         for rejected in outcome.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
@@ -323,17 +384,10 @@ class Daemon:
         self, command: commands.Command, message: Message, hook: ChangeHook | None
     ) -> dict[str, Any] | None:
         """Apply one command, retrying while the database is down; None when stopping."""
-        delay = RETRY_MIN_S
-        while True:
-            try:
-                return commands.apply(self.store, command, message.received_at, hook)
-            except TransitionError:
-                raise
-            except StoreError as exc:
-                log.error("store_failed", error=str(exc), retry_in_s=delay, command=command.command)
-            if self._stop.wait(delay):
-                return None
-            delay = min(delay * 2, RETRY_MAX_S)
+        return self._retry(
+            f"apply the command {command.command}",
+            lambda: commands.apply(self.store, command, message.received_at, hook),
+        )
 
     def _resync_reorders(self) -> None:
         """Reorders closed by hand (`done`, `cancel`) stop counting as on order."""
@@ -357,23 +411,101 @@ class Daemon:
 
         return hook
 
-    def _commit(self, outcome: Outcome) -> list[StoredChange] | None:
+    def _drop_redelivered(self, batch: Sequence[Inbound]) -> list[tuple[Inbound, str]] | None:
+        """The batch without messages already committed (redelivered after a crash before the
+        ack), each with its digest; None when stopping while the database is down.
+
+        Only a message that can be told apart from a legitimate repeat is checked: one the
+        broker flags as sent before (DUP), or one that carries its own `ts`.
+        """
+        digests = [message_digest(item.topic, item.payload) for item in batch]
+        suspects = {d for item, d in zip(batch, digests, strict=True) if _may_repeat(item)}
+        done: set[str] | None = set()
+        if suspects:
+            done = self._retry("look up processed messages", lambda: self.store.committed(suspects))
+        if done is None:
+            return None
+        fresh: list[tuple[Inbound, str]] = []
+        for item, digest in zip(batch, digests, strict=True):
+            if digest in suspects and digest in done:
+                log.info("message_already_processed", topic=item.topic, dup=item.dup)
+                continue
+            if digest in suspects:
+                done.add(digest)  # the same message twice in one batch
+            fresh.append((item, digest))
+        return fresh
+
+    def _commit(self, outcome: Outcome, processed: Sequence[str] = ()) -> list[StoredChange] | None:
+        """Store the outcome with the facts it changed (the snapshot) in one transaction."""
         hook = self._hook(outcome.decisions)
+        facts: list[Fact] = self.pipeline.core.take_changed()
+        keep = self.settings.ingest.dedup_window
+        return self._retry(
+            "store the batch",
+            lambda: self.store.apply(
+                outcome, hook, facts=facts, processed=processed, keep_processed=keep
+            ),
+            decisions=len(outcome.decisions),
+            dead_letters=len(outcome.rejected),
+        )
+
+    def _retry(self, doing: str, call: Callable[[], T], **context: int) -> T | None:
+        """`call()` until it works, backing off; None if asked to stop meanwhile. The first
+        failure of a streak raises an alarm (log + MQTT), and so does the recovery."""
         delay = RETRY_MIN_S
         while True:
             try:
-                return self.store.apply(outcome, hook)
+                result = call()
+            except TransitionError:
+                raise  # an illegal change: the database is fine, retrying cannot help
             except StoreError as exc:
-                log.error(
-                    "store_failed",
-                    error=str(exc),
-                    retry_in_s=delay,
-                    decisions=len(outcome.decisions),
-                    dead_letters=len(outcome.rejected),
-                )
+                log.error("store_failed", doing=doing, error=str(exc), retry_in_s=delay, **context)
+                if not self._store_down:
+                    self._store_down = True
+                    raise_alarm(
+                        self._publish,
+                        self.alarm_topic,
+                        "store_unavailable",
+                        str(exc),
+                        doing=doing,
+                        ingest="paused",
+                    )
+            else:
+                if self._store_down:
+                    self._store_down = False
+                    raise_alarm(
+                        self._publish,
+                        self.alarm_topic,
+                        "store_recovered",
+                        "",
+                        level="warning",
+                        ingest="resumed",
+                    )
+                return result
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+def tls_options(mqtt: MqttSettings) -> TlsOptions | None:
+    """The MQTT TLS set-up from the settings, or None for plain TCP."""
+    if not mqtt.tls_enabled:
+        return None
+    return TlsOptions(
+        ca_file=mqtt.tls_ca_file,
+        cert_file=mqtt.tls_cert_file,
+        key_file=mqtt.tls_key_file,
+        insecure=mqtt.tls_insecure,
+    )
+
+
+def _may_repeat(item: Inbound) -> bool:
+    return item.dup or b'"ts"' in item.payload
+
+
+def _stop_overdue() -> None:
+    log.error("agent_stop_overdue", action="exiting without finishing the batch")
+    os._exit(1)
 
 
 RELOAD_ALERT_KEY = "agent/rules/reload-refused"

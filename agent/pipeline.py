@@ -34,9 +34,12 @@ class Pipeline:
         self.max_payload_bytes = max_payload_bytes
 
     def run(self, batch: Sequence[Raw]) -> Outcome:
+        """Decode the batch, then run its messages through the core; dead letters come first,
+        then decisions in message order; commands are set aside for the daemon."""
         decisions: list[Decision] = []
         rejected: list[Rejected] = []
         commands: list[Message] = []
+        accepted: list[tuple[Message, Raw]] = []
         for raw in batch:
             decoded = decode(
                 raw.topic, raw.payload, raw.received_at, self.topics, self.max_payload_bytes
@@ -47,16 +50,17 @@ class Pipeline:
             if decoded.kind == "command":
                 commands.append(decoded)  # people's commands change rows, not facts
                 continue
-            decisions.extend(self._process(decoded, raw, rejected))
+            accepted.append((decoded, raw))
+        results = self.core.process_many([message for message, _ in accepted])
+        for (_, raw), result in zip(accepted, results, strict=True):
+            if isinstance(result, EngineError):
+                rejected.append(self._engine_failed(raw, result))
+                continue
+            decisions.extend(result)
         return Outcome(decisions, rejected, commands)
 
-    def _process(self, message: Message, raw: Raw, rejected: list[Rejected]) -> list[Decision]:
-        try:
-            return self.core.process([message])
-        except EngineError as exc:
-            # Keep the message (as a dead letter, with the reason) rather than lose it silently.
-            log.error("engine_failed", topic=raw.topic, error=str(exc))
-            rejected.append(
-                Rejected(raw.topic, raw.payload, f"rule engine: {exc}", raw.received_at)
-            )
-            return []
+    @staticmethod
+    def _engine_failed(raw: Raw, exc: EngineError) -> Rejected:
+        # Keep the message (as a dead letter, with the reason) rather than lose it silently.
+        log.error("engine_failed", topic=raw.topic, error=str(exc))
+        return Rejected(raw.topic, raw.payload, f"rule engine: {exc}", raw.received_at)

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import InventorySettings
-from agent.core import Core
+from agent.core import Core, EngineFactory
 from agent.errors import AgentError
 from agent.ingest.topics import TopicMap
 from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
+from agent.rulebook.engine import DurableEngine
 from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import Store, StoredChange
 
@@ -84,6 +85,7 @@ def replay(
     max_payload_bytes: int,
     tick_s: float = 30.0,
     inventory: InventorySettings | None = None,
+    engine_factory: EngineFactory = DurableEngine,
 ) -> ReplayResult:
     """Run the recording through the pipeline in batches, storing as the daemon would, with a
     scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
@@ -91,6 +93,7 @@ def replay(
     core = Core(
         policy.ruleset,
         policy.masterdata,
+        engine_factory,
         stock_policy=stock_policy(inventory or InventorySettings()),
     )
     seed_reorders(core, store, None)

@@ -6,10 +6,12 @@ Persistent MQTT 5 session, manual QoS 1 acks and TCP backpressure, as measured i
 from __future__ import annotations
 
 import queue
+import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -24,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 # How long a blocked on_message waits before it looks at the stop flag again.
 _PUT_SLICE_S = 0.1
+# How long `stop()` waits for the DISCONNECT (and the acks before it) to be written.
+_FLUSH_ON_STOP_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,18 @@ class Inbound:
     mid: int
     generation: int  # the connection it came on: an ack on a later connection would be wrong
     received_at: datetime  # aware UTC
+    dup: bool = False  # the broker says it sent this message before (a redelivery)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """TLS to the broker: the CA to trust (None: the system's), an optional client certificate,
+    and `insecure` to skip verifying the broker's certificate and name (tests only)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
 
 
 class MqttSource:
@@ -61,6 +77,7 @@ class MqttSource:
         queue_size: int = 10000,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
+        tls: TlsOptions | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("MqttSource needs a fixed client_id: the session is kept under it")
@@ -75,12 +92,15 @@ class MqttSource:
         self._queue: queue.Queue[Inbound] = queue.Queue(queue_size)
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._gone = threading.Event()  # set by on_disconnect
         # Guards the generation pair and the acks, so no ack is queued on a newer connection.
         self._lock = threading.Lock()
         self._generation = 0
         self._live_generation: int | None = None
         self._subscribe_mid: int | None = None
         self._client = self._make_client(username, password, reconnect_min_s, reconnect_max_s)
+        if tls is not None:
+            _use_tls(self._client, tls)
 
     def _make_client(
         self,
@@ -127,7 +147,12 @@ class MqttSource:
     def stop(self) -> None:
         """Disconnect (the session stays on the broker) and stop the network thread."""
         self._stopping.set()
-        self._client.disconnect()
+        self._gone.clear()
+        rc = self._client.disconnect()
+        # DISCONNECT goes out after the acks queued before it: wait for it to be written, so a
+        # graceful stop does not leave the last batch's acks unsent.
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._gone.wait(_FLUSH_ON_STOP_S):
+            log.warning("mqtt_stop_not_flushed", waited_s=_FLUSH_ON_STOP_S)
         self._client.loop_stop()
         self._mark_disconnected()
         log.info("mqtt_stopped", client_id=self.client_id, unacked_in_queue=self.queue_depth)
@@ -251,6 +276,7 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         self._mark_disconnected()
+        self._gone.set()
         log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
 
     def _mark_disconnected(self) -> None:
@@ -288,6 +314,7 @@ class MqttSource:
             mid=message.mid,
             generation=self._generation,
             received_at=datetime.now(UTC),
+            dup=bool(message.dup),
         )
         while not self._stopping.is_set():
             try:
@@ -307,3 +334,17 @@ class MqttSource:
     ) -> None:
         if reason_code.is_failure:
             log.error("mqtt_publish_refused", mid=mid, reason=str(reason_code))
+
+
+def _use_tls(client: paho.Client, tls: TlsOptions) -> None:
+    """Verification is on unless `insecure`: the broker's certificate chain and host name."""
+    client.tls_set(
+        ca_certs=str(tls.ca_file) if tls.ca_file else None,
+        certfile=str(tls.cert_file) if tls.cert_file else None,
+        keyfile=str(tls.key_file) if tls.key_file else None,
+        cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
+    if tls.insecure:
+        client.tls_insecure_set(True)
+        log.warning("mqtt_tls_verification_off")

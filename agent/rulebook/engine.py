@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
@@ -45,6 +45,23 @@ class RuleEngine(Protocol):
     def remove(self, key: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def update_many(
+    engine: RuleEngine, items: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[Match] | EngineError]:
+    """Replace many facts, one result per fact: through the engine's own `update_many` (one round
+    trip for a worker process) when it has one, else fact by fact."""
+    batched = getattr(engine, "update_many", None)
+    if batched is not None:
+        return list(batched(items))
+    results: list[list[Match] | EngineError] = []
+    for key, fields in items:
+        try:
+            results.append(engine.update(key, fields))
+        except EngineError as exc:
+            results.append(exc)
+    return results
 
 
 class _OwnedHost(Host):  # type: ignore[misc]

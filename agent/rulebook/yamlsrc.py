@@ -67,8 +67,29 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+# PyYAML's scanner slows down quadratically with flow nesting (`[[[[...`: 5,000 levels took
+# 2-5 s, found by the fuzz tests); no rule file needs more than a few levels.
+MAX_FLOW_DEPTH = 64
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse absurd `[`/`{` nesting before PyYAML sees it (brackets in quotes count too)."""
+    depth = 0
+    line = 1
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise YamlProblem(line, f"YAML nested deeper than {MAX_FLOW_DEPTH} levels")
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "\n":
+            line += 1
+
+
 def load_yaml(text: str) -> Any:
     """Parse one YAML document; raise `YamlProblem` with a line for anything wrong with it."""
+    _check_flow_depth(text)
     try:
         loader = _LineLoader(text)
         try:

@@ -6,7 +6,7 @@ One open row per dedup key is the database's job (a partial unique index); this 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +38,7 @@ from agent.model import (
     AlertResolved,
     AppliedReceipt,
     Decision,
+    Fact,
     OpenReorder,
     Outcome,
     ReceiptDecision,
@@ -45,6 +46,7 @@ from agent.model import (
 )
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
 from agent.store.probe import writable_problem
+from agent.store.snapshot import committed, load_facts, mark_processed, save_facts
 from agent.store.tables import (
     ACTION_OPEN,
     ACTION_STATUSES,
@@ -156,16 +158,25 @@ class Store:
         """None when the database takes writes right now, else why not (for `/readyz`)."""
         return writable_problem(self._engine)
 
-    def apply(self, outcome: Outcome, on_changes: ChangeHook | None = None) -> list[StoredChange]:
+    def apply(
+        self,
+        outcome: Outcome,
+        on_changes: ChangeHook | None = None,
+        *,
+        facts: Sequence[Fact] = (),
+        processed: Sequence[str] = (),
+        keep_processed: int = 100_000,
+    ) -> list[StoredChange]:
         """Store a batch's dead letters and decisions in ONE transaction; all or nothing.
 
         A decision whose key has an open row updates that row (count + 1, last_seen); otherwise
         it opens a new row. An `AlertResolved` resolves its key's open alert (a change with
         status "resolved", or nothing if none is open); `PublishDecision` and `NotifyDecision`
         are not stored here. Changes come back in the decisions' order. `on_changes` runs in
-        the same transaction (the outbox is written there).
+        the same transaction (the outbox is written there), which also saves the batch's changed
+        `facts` and marks its `processed` message digests.
         """
-        if not outcome.decisions and not outcome.rejected:
+        if not (outcome.decisions or outcome.rejected or facts or processed):
             return []
         try:
             with self._engine.begin() as connection:
@@ -173,6 +184,8 @@ class Store:
                 changes = self._store_in_order(connection, outcome.decisions)
                 if on_changes is not None:
                     on_changes(connection, changes)
+                save_facts(connection, facts)
+                mark_processed(connection, processed, keep_processed)
         except SQLAlchemyError as exc:
             error = store_error(exc, "could not store the batch (rolled back)")
             log.warning("store_apply_failed", decisions=len(outcome.decisions), error=str(error))
@@ -215,6 +228,14 @@ class Store:
     def receipts(self) -> list[dict[str, Any]]:
         """Receipts, newest first."""
         return self._rows(receipt_table, (), None)
+
+    def facts(self) -> list[Fact]:
+        """The world state saved with the last commit."""
+        return load_facts(self._engine)
+
+    def committed(self, digests: Iterable[str]) -> set[str]:
+        """Which of these message digests belong to messages already committed."""
+        return committed(self._engine, digests)
 
     def actions(self, status: str | None = None) -> list[dict[str, Any]]:
         """Actions, newest first, optionally only those in `status`."""

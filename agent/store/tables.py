@@ -237,9 +237,33 @@ class Receipt(TableModel, table=True):
     received_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+class FactSnapshot(TableModel, table=True):
+    """The world state as of the last commit: one row per fact, replaced when the fact changes."""
+
+    __tablename__ = "fact_snapshot"
+
+    key: str = Field(sa_column=Column(String, primary_key=True))
+    kind: str = Field(sa_column=Column(String, nullable=False))
+    site: str = Field(sa_column=Column(String, nullable=False))
+    subject: str = Field(sa_column=Column(String, nullable=False))
+    fields: dict[str, Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ProcessedMessage(TableModel, table=True):
+    """A digest of each committed message, so a redelivery of it is recognised (newest N kept)."""
+
+    __tablename__ = "processed_message"
+
+    id: int | None = Field(default=None, sa_column=Column(ID, primary_key=True))
+    digest: str = Field(sa_column=Column(String, nullable=False, unique=True))
+
+
 action_table: Table = Action.__table__  # type: ignore[attr-defined]
 alert_table: Table = Alert.__table__  # type: ignore[attr-defined]
 dead_letter_table: Table = DeadLetter.__table__  # type: ignore[attr-defined]
 outbox_table: Table = Outbox.__table__  # type: ignore[attr-defined]
 rule_set_table: Table = RuleSetRecord.__table__  # type: ignore[attr-defined]
 receipt_table: Table = Receipt.__table__  # type: ignore[attr-defined]
+fact_snapshot_table: Table = FactSnapshot.__table__  # type: ignore[attr-defined]
+processed_message_table: Table = ProcessedMessage.__table__  # type: ignore[attr-defined]

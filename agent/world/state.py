@@ -134,6 +134,10 @@ class WorldState:
         log.debug("count_before_receipt", topic=message.topic, ts=message.ts.isoformat())
         return True
 
+    def restore(self, fact: Fact) -> Fact:
+        """Put back a saved fact as it was (a restart reading the snapshot)."""
+        return self._replace(fact)
+
     def _replace(self, fact: Fact) -> Fact:
         self._facts[fact.key] = fact
         return fact

@@ -6,6 +6,7 @@ JSON log lines so a test can wait for an event (with a deadline) instead of slee
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -80,6 +81,8 @@ class AgentProcess:
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
+        # A test that fails before its clean-up must not leave an agent running for ever.
+        atexit.register(self.kill)
 
     def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -143,3 +143,31 @@ def test_time_alone_moves_state_minutes(core: Core) -> None:
     (fact,) = core.world.refresh(T0 + timedelta(minutes=25))
     assert fact.fields["state_minutes"] == 25
     assert core.world.refresh(T0 + timedelta(minutes=25)) == []
+
+
+def test_a_batch_decides_as_message_by_message_would(core: Core) -> None:
+    batch = [stock("BRG-6204", 30), stock("BRG-6204", 120, minutes=1), stock("OIL-HLP46", 1)]
+    results = core.process_many(batch)
+    # The low count decides even though the next message of the same batch refills the shelf.
+    assert [[a.dedup_key for a in actions(r)] for r in results] == [  # type: ignore[arg-type]
+        ["reorder/plant1/BRG-6204"],
+        [],
+        ["reorder/plant1/OIL-HLP46"],
+    ]
+    assert {fact.key for fact in core.take_changed()} == {
+        "stock/plant1/BRG-6204",
+        "stock/plant1/OIL-HLP46",
+    }
+    assert core.take_changed() == []
+
+
+def test_restored_facts_are_known_without_deciding_again(core: Core) -> None:
+    core.process([stock("BRG-6204", 30)])
+    saved = core.take_changed()
+    core.close()
+    masterdata = load_masterdata(ROOT / "config/items.yaml", ROOT / "config/machines.yaml")
+    schema = build_schema(masterdata.item_fields(), masterdata.machine_fields())
+    restarted = Core(load_rules([ROOT / "rules"], schema), masterdata)
+    assert restarted.restore(saved) == 1
+    assert restarted.world.get("stock/plant1/BRG-6204") == saved[0]
+    assert restarted.take_changed() == []

@@ -1,0 +1,312 @@
+"""The rule engine fenced in a supervised worker process: a crash or a hang costs a restart.
+
+`ProcessEngine` speaks the `RuleEngine` protocol; the child runs `DurableEngine` (durable-rules is
+imported there). A dead or silent worker is replaced, re-seeded with the facts it held, and the
+batch retried; a fact that stops the worker twice on its own is quarantined (an `EngineError`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, Final
+
+import structlog
+
+from agent.errors import EngineError
+from agent.rulebook.compiler import EnginePlan
+from agent.rulebook.engine import Match
+
+log = structlog.get_logger(__name__)
+
+START_TIMEOUT_S: Final = 60.0
+# A new worker that dies while being re-seeded is tried this often before starting empty.
+SEED_ATTEMPTS: Final = 3
+# A fact on its own is quarantined when it stops this many workers.
+KILLS_TO_QUARANTINE: Final = 2
+PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+# Facts per round trip at most: ~0.2 s of engine work, far inside any sensible deadline.
+CHUNK: Final = 5000
+
+# (event, reason, context): tell someone, outside the database; without a hook, it is logged.
+FaultHook = Callable[[str, str, dict[str, Any]], None]
+Served = list[tuple[str, tuple[tuple[str, str], ...]]] | str  # matches, or why the fact failed
+
+
+class WorkerLost(Exception):
+    """The worker died or did not answer within the deadline."""
+
+
+def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -> None:
+    """The worker's main loop: (op, payload) requests in, answers out, until EOF or `close`."""
+    from agent.log import configure_logging
+    from agent.rulebook.engine import DurableEngine
+
+    _die_with_parent()
+    configure_logging(log_level, log_format)
+    try:
+        engine = DurableEngine(plan)
+    except EngineError as exc:
+        conn.send(("refused", str(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            op, payload = conn.recv()
+        except (EOFError, OSError):
+            return  # the daemon is gone
+        if op == "update":
+            conn.send(("ok", [_serve_one(engine, key, fields) for key, fields in payload]))
+        elif op == "remove":
+            try:
+                engine.remove(payload)
+                conn.send(("ok", None))
+            except EngineError as exc:
+                conn.send(("ok", str(exc)))
+        else:
+            engine.close()
+            conn.send(("ok", None))
+            return
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the daemon dies, even if the worker hangs and never
+    reads the closed pipe (elsewhere, EOF on the pipe is all there is)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the daemon died before the request took effect
+        os._exit(1)
+
+
+def _serve_one(engine: Any, key: str, fields: Mapping[str, Any]) -> Served:
+    try:
+        matches = engine.update(key, fields)
+    except EngineError as exc:
+        return str(exc)
+    return [(match.rule_id, tuple(match.facts.items())) for match in matches]
+
+
+class ProcessEngine:
+    """A `RuleEngine` whose engine lives in a child process, restarted when it dies or hangs."""
+
+    def __init__(
+        self,
+        plan: EnginePlan,
+        *,
+        deadline_s: float = 10.0,
+        on_fault: FaultHook | None = None,
+        log_level: str = "info",
+        log_format: str = "json",
+        target: Callable[..., None] = serve,
+    ) -> None:
+        self._plan = plan
+        self._deadline_s = deadline_s
+        self._on_fault = on_fault
+        self._log = (log_level, log_format)
+        self._target = target
+        self._context = multiprocessing.get_context("spawn")
+        self._held: dict[str, dict[str, Any]] = {}  # what the worker holds, to re-seed a new one
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- RuleEngine ---------------------------------------------------------------------------
+
+    def update(self, key: str, fields: Mapping[str, Any]) -> list[Match]:
+        result = self.update_many([(key, fields)])[0]
+        if isinstance(result, EngineError):
+            raise result
+        return result
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[list[Match] | EngineError]:
+        """Replace many facts in one round trip; one result per fact, in order."""
+        wanted = [(key, self._wanted(fields)) for key, fields in items]
+        if not wanted:
+            return []
+        try:
+            return self._apply(wanted, self._update_in_chunks(wanted))
+        except WorkerLost as exc:
+            self._fault("engine_worker_lost", str(exc), facts=len(wanted))
+            self._restart()
+        # Which fact was it? Each on its own, against a fresh worker.
+        return [self._one_by_one(key, fields) for key, fields in wanted]
+
+    def remove(self, key: str) -> None:
+        if self._held.pop(key, None) is None:
+            return
+        try:
+            error = self._call("remove", key)
+        except WorkerLost as exc:
+            self._fault("engine_worker_lost", str(exc), facts=0)
+            self._restart()  # the new worker is seeded without the removed fact
+            return
+        if error:
+            raise EngineError(error)
+
+    def close(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if process is None or conn is None:
+            return
+        try:
+            conn.send(("close", None))
+            if conn.poll(2.0):
+                conn.recv()
+        except (OSError, EOFError):
+            pass
+        conn.close()
+        process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
+        log.info("engine_worker_stopped", pid=process.pid)
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _wanted(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the fields the rules test cross the process boundary."""
+        return {name: fields[name] for name in self._plan.fields if name in fields}
+
+    def _apply(
+        self, items: Sequence[tuple[str, dict[str, Any]]], served: list[Served]
+    ) -> list[list[Match] | EngineError]:
+        results: list[list[Match] | EngineError] = []
+        for (key, fields), answer in zip(items, served, strict=True):
+            if isinstance(answer, str):
+                self._held.pop(key, None)  # the engine dropped the old fact before it failed
+                results.append(EngineError(answer))
+                continue
+            self._held[key] = fields
+            results.append([Match(rule_id, dict(facts)) for rule_id, facts in answer])
+        return results
+
+    def _one_by_one(self, key: str, fields: dict[str, Any]) -> list[Match] | EngineError:
+        reason = ""
+        for _ in range(KILLS_TO_QUARANTINE):
+            try:
+                return self._apply([(key, fields)], self._call("update", [(key, fields)]))[0]
+            except WorkerLost as exc:
+                reason = str(exc)
+                self._held.pop(key, None)  # never seed a new worker with it
+                self._restart()
+        self._fault("engine_fact_quarantined", reason, fact=key)
+        return EngineError(
+            f"fact {key} quarantined: it stopped the rule engine worker "
+            f"{KILLS_TO_QUARANTINE} times on its own ({reason})"
+        )
+
+    def _update_in_chunks(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Served]:
+        """One round trip per CHUNK facts, so a big seed or restore stays within the deadline."""
+        served: list[Served] = []
+        for start in range(0, len(items), CHUNK):
+            served.extend(self._call("update", list(items[start : start + CHUNK])))
+        return served
+
+    def _call(self, op: str, payload: Any) -> Any:
+        conn, process = self._conn, self._process
+        if conn is None or process is None:
+            raise WorkerLost("the worker is not running")
+        try:
+            conn.send((op, payload))
+            if not conn.poll(self._deadline_s):
+                raise WorkerLost(f"no answer within {self._deadline_s:g} s")
+            status, answer = conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            process.join(1.0)
+            raise WorkerLost(f"the worker died ({_exit_reason(process)})") from exc
+        if status != "ok":
+            raise WorkerLost(f"unexpected answer {status!r}")
+        return answer
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=self._target,
+            args=(child, self._plan, *self._log),
+            name="factory-agent-engine",
+            daemon=True,
+        )
+        started = time.monotonic()
+        process.start()
+        child.close()
+        try:
+            ready = parent.poll(START_TIMEOUT_S)
+            status, detail = parent.recv() if ready else ("timeout", "")
+        except (EOFError, OSError):
+            status, detail = "died", _exit_reason(process)
+        if status != "ready":
+            parent.close()
+            process.kill()
+            process.join(2.0)
+            if status == "refused":
+                raise EngineError(str(detail))
+            raise EngineError(f"the rule engine worker did not start: {status} {detail}".strip())
+        self._process, self._conn = process, parent
+        log.info(
+            "engine_worker_started",
+            pid=process.pid,
+            seconds=round(time.monotonic() - started, 3),
+            facts=len(self._held),
+        )
+
+    def _stop_worker(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(5.0)
+
+    def _restart(self) -> None:
+        """A new worker, seeded with what the old one held (matches discarded: no re-firing)."""
+        self._stop_worker()
+        self.restarts += 1
+        for attempt in range(1, SEED_ATTEMPTS + 1):
+            self._start()
+            seed = list(self._held.items())
+            if not seed:
+                return
+            try:
+                self._update_in_chunks(seed)
+                return
+            except WorkerLost as exc:
+                log.error("engine_worker_seed_failed", attempt=attempt, error=str(exc))
+                self._stop_worker()
+        log.error("engine_worker_seed_dropped", facts=len(self._held))
+        self._held.clear()
+        self._start()
+
+    def _fault(self, event: str, reason: str, **context: Any) -> None:
+        context["restarts"] = self.restarts
+        if self._on_fault is None:
+            log.error(event, reason=reason, **context)
+            return
+        self._on_fault(event, reason, context)
+
+
+def _exit_reason(process: BaseProcess) -> str:
+    code = process.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"

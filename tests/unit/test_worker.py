@@ -1,0 +1,140 @@
+"""The engine fenced in a worker process: same answers as inline, and a crash or hang in the
+worker costs a restart and, for the fact that caused it, a quarantine: never the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+
+from agent.errors import EngineError
+from agent.rulebook.compiler import EnginePlan, compile_rules
+from agent.rulebook.engine import DurableEngine, Match
+from agent.rulebook.fields import build_schema
+from agent.rulebook.loader import parse_rule_sources
+from agent.rulebook.worker import KILLS_TO_QUARANTINE, ProcessEngine, serve
+
+SCHEMA = build_schema(machine_fields={"spare_parts": "list"})
+RULES = """\
+rules:
+  - id: low
+    when:
+      stock: kind == "stock" and on_hand <= 10
+    then:
+      - alert: {message: low}
+  - id: spare
+    when:
+      m: kind == "machine" and state == "down"
+      s: kind == "stock" and on_hand < 1 and sku in m.spare_parts
+    then:
+      - alert: {message: "{m.machine} {s.sku}"}
+"""
+CRASH, HANG = -666, -777  # on_hand values the test worker reacts to
+
+
+def plan() -> EnginePlan:
+    return compile_rules(parse_rule_sources([("r.yaml", RULES)], SCHEMA))
+
+
+def serve_with_traps(conn: Connection, plan: EnginePlan, level: str, fmt: str) -> None:
+    """The real worker, with a fact that segfaults it and one that hangs it (tests only)."""
+    from agent.rulebook import engine
+
+    update = engine.DurableEngine.update
+
+    def trapped(self: Any, key: str, fields: Any) -> list[Match]:
+        if fields.get("on_hand") == CRASH:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if fields.get("on_hand") == HANG:
+            time.sleep(3600)
+        return update(self, key, fields)
+
+    engine.DurableEngine.update = trapped  # type: ignore[method-assign]
+    serve(conn, plan, level, fmt)
+
+
+@pytest.fixture
+def worker() -> Iterator[ProcessEngine]:
+    faults: list[tuple[str, str]] = []
+    engine = ProcessEngine(
+        plan(),
+        deadline_s=1.0,
+        on_fault=lambda event, reason, context: faults.append((event, reason)),
+        target=serve_with_traps,
+    )
+    engine.faults = faults  # type: ignore[attr-defined]
+    yield engine
+    engine.close()
+
+
+def stock(on_hand: int, sku: str = "S1") -> tuple[str, dict[str, Any]]:
+    return f"stock/p/{sku}", {"kind": "stock", "sku": sku, "on_hand": on_hand}
+
+
+DOWN = ("machine/p/M1", {"kind": "machine", "machine": "M1", "state": "down"})
+
+
+def test_the_worker_answers_as_the_inline_engine_does(worker: ProcessEngine) -> None:
+    inline = DurableEngine(plan())
+    updates = [DOWN, stock(50), stock(5), stock(0, "S2"), stock(20)]
+    assert worker.update_many(updates) == [inline.update(k, f) for k, f in updates]
+    assert worker.update(*stock(3, "S3")) == [Match("low", {"stock": "stock/p/S3"})]
+
+
+def test_a_fact_that_crashes_the_worker_twice_is_quarantined_and_the_rest_go_on(
+    worker: ProcessEngine,
+) -> None:
+    worker.update(*DOWN)
+    first = worker.pid
+    results = worker.update_many([stock(5, "A"), stock(CRASH, "POISON"), stock(7, "B")])
+    assert results[0] == [Match("low", {"stock": "stock/p/A"})]
+    assert isinstance(results[1], EngineError)
+    assert "quarantined" in str(results[1]) and "SIGSEGV" in str(results[1])
+    assert results[2] == [Match("low", {"stock": "stock/p/B"})]
+    assert worker.pid != first
+    assert worker.restarts == 1 + KILLS_TO_QUARANTINE  # the batch, then the fact on its own
+    events = [event for event, _ in worker.faults]  # type: ignore[attr-defined]
+    assert events == ["engine_worker_lost", "engine_fact_quarantined"]
+    # The new worker was seeded with what the old one held: the machine that is down.
+    matches = worker.update(*stock(0, "C"))
+    assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/C"}) in matches
+
+
+def test_a_worker_that_stops_answering_is_replaced_within_the_deadline(
+    worker: ProcessEngine,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="no answer within 1 s"):
+        worker.update(*stock(HANG))
+    assert time.monotonic() - started < 10
+    assert worker.update(*stock(1)) == [Match("low", {"stock": "stock/p/S1"})]
+
+
+def test_a_worker_killed_between_batches_is_noticed_and_replaced(worker: ProcessEngine) -> None:
+    worker.update(*DOWN)
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    matches = worker.update(*stock(0, "C"))
+    assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/C"}) in matches
+    assert worker.restarts == 1
+
+
+def test_rules_the_engine_refuses_are_refused_at_start() -> None:
+    bad = EnginePlan({"r0": {"all": 5}}, {"r0": "x"}, {"r0": ("a",)}, frozenset({"kind"}))
+    with pytest.raises(EngineError, match="refused the compiled rules"):
+        ProcessEngine(bad)
+
+
+def test_a_large_world_is_fed_and_reseeded_in_chunks(worker: ProcessEngine) -> None:
+    facts = [stock(50, f"S{n}") for n in range(12_000)]  # more than one chunk
+    assert worker.update_many([*facts, DOWN]) == [[]] * 12_001
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    matches = worker.update(*stock(0, "S7"))  # the new worker was seeded with all 12,001
+    assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/S7"}) in matches
