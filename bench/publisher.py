@@ -26,8 +26,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--machines", type=int, default=1_000)
+    parser.add_argument("--first-probe", type=int, default=0, help="machine of the first probe")
+    parser.add_argument("--sweep", action="store_true", help="visit every subject first")
     args = parser.parse_args()
-    stream = Stream(args.skus, args.machines, args.seed)
+    stream = Stream(args.skus, args.machines, args.seed, args.first_probe, args.sweep)
     done = threading.Event()
     acked = 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,11 +72,13 @@ class Probes:
         self.client.disconnect()
 
 
-def publish(port: int, count: int, seed: int, rate: float = 0.0) -> dict[str, float]:
+def publish(
+    port: int, count: int, seed: int, rate: float = 0.0, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
     out = subprocess.run(
         [
             *(sys.executable, str(BENCH / "publisher.py"), "--port", str(port)),
-            *("--count", str(count), "--seed", str(seed), "--rate", str(rate)),
+            *("--count", str(count), "--seed", str(seed), "--rate", str(rate), *extra),
         ],
         check=True,
         capture_output=True,
@@ -138,6 +141,22 @@ publish_mqtt = false
     return path
 
 
+def py_spy(pid: int, output: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the daemon (collapsed stacks, `--format raw`) while the timed run lasts."""
+    if output is None:
+        return None
+    spy = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)),
+            *("--format", "raw", "--output", str(output), "--rate", "50"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches; nothing to wait on
+    return spy
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -147,11 +166,14 @@ def verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
 
 
-def drive(port: int, probes: Probes, count: int, seed: int, rate: float = 0.0) -> dict[str, float]:
+def drive(
+    port: int, probes: Probes, count: int, seed: int, rate: float = 0.0, sweep: bool = False
+) -> dict[str, float]:
     """Publish `count` messages; wait until the agent committed the last probe (it publishes
     back after the commit, and it handles messages in order)."""
     since = len(probes.seen)
-    sent = publish(port, count, seed, rate)
+    extra = ("--first-probe", str(since), *(("--sweep",) if sweep else ()))
+    sent = publish(port, count, seed, rate, extra)
     back = probes.wait(since, count // workload.PROBE_EVERY)
     done = max(received for received, _ in back) if back else time.time()
     latencies = [(received - sent_at) * 1000 for received, sent_at in back]
@@ -169,10 +191,14 @@ def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> list
         agent.wait_for("mqtt_subscribed", timeout=120)
         assert agent.process is not None
         pid = agent.process.pid
-        drive(port, probes, args.warmup, seed=2)
+        drive(port, probes, args.warmup, seed=2, sweep=True)
         steady = rss_mb(pid)
         print(f"  warm-up {args.warmup:,} messages: RSS {steady:.0f} MB", flush=True)
+        spy = py_spy(pid, args.py_spy)
         run = drive(port, probes, args.messages, seed=3)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         rate = run["count"] / (run["done"] - run["start"])
         after = rss_mb(pid)
         print(f"  end to end: {rate:,.0f} messages/s, RSS {after:.0f} MB", flush=True)
@@ -289,6 +315,8 @@ def options() -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--machines", type=int, default=1_000)
     parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument("--py-spy", type=Path, help="record the daemon's stacks here (raw)")
+    parser.add_argument("--only-daemon", action="store_true", help="skip replay and scaling")
     args = parser.parse_args()
     quick = args.quick
     args.messages = args.messages or (50_000 if quick else 1_000_000)
@@ -321,6 +349,9 @@ def main() -> None:
         rows.append(
             ("end-to-end >= 10k msg/s", f"{rate:,.0f}", ">= 10,000", verdict(rate >= 10_000))
         )
+        if args.only_daemon:
+            print_table(rows, args)
+            return
         print("replay ...", flush=True)
         rows.append(
             (

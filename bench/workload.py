@@ -157,10 +157,23 @@ class Stream:
     Nothing but probes makes a decision: counts stay above reorder points, machines run cool.
     """
 
-    def __init__(self, skus: int, machines: int, seed: int = 1) -> None:
+    def __init__(
+        self, skus: int, machines: int, seed: int = 1, first_probe: int = 0, sweep: bool = False
+    ) -> None:
         self.skus, self.machines = skus, machines
         self.rng = random.Random(seed)
-        self.probes = 0
+        # Probes go round the machines from `first_probe`: a machine is probed again only after
+        # every other one, by when telemetry with `probe` 0 has ended its last firing.
+        self.probes = first_probe
+        self.sweep = sweep  # the first skus + machines messages visit every subject once
+
+    def _subject(self, i: int) -> tuple[bool, int]:
+        """(stock?, index) of message i."""
+        if self.sweep and i < self.skus + self.machines:
+            return (True, i) if i < self.skus else (False, i - self.skus)
+        if self.skus and self.rng.random() < 0.5:
+            return True, self.rng.randrange(self.skus)
+        return False, self.rng.randrange(self.machines)
 
     def message(self, i: int, sent_us: int) -> tuple[str, bytes]:
         rng = self.rng
@@ -168,11 +181,11 @@ class Stream:
             machine = machine_name(self.probes % self.machines)
             self.probes += 1
             return self._telemetry(machine, sent_us, 1)
-        if rng.random() < 0.5 and self.skus:
-            sku = sku_name(rng.randrange(self.skus))
+        stock, index = self._subject(i)
+        if stock:
             on_hand = rng.randint(70, 200)
-            return f"{PREFIX}/{SITE}/stock/{sku}", b'{"on_hand":%d}' % on_hand
-        return self._telemetry(machine_name(rng.randrange(self.machines)), sent_us, 0)
+            return f"{PREFIX}/{SITE}/stock/{sku_name(index)}", b'{"on_hand":%d}' % on_hand
+        return self._telemetry(machine_name(index), sent_us, 0)
 
     def _telemetry(self, machine: str, sent_us: int, probe: int) -> tuple[str, bytes]:
         temp = 40 + self.rng.random() * 30
