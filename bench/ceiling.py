@@ -44,7 +44,8 @@ def main() -> None:
     client.loop_start()
     ready.wait(10)
     print("ready", flush=True)
-    done.wait()
+    if not done.wait(args.count / 500 + 60):  # slower than 500/s: something is stuck
+        raise SystemExit(f"only {seen['count']} of {args.count} messages arrived")
     client.loop_stop()
     client.disconnect()
     print(json.dumps(seen), flush=True)

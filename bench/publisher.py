@@ -16,6 +16,10 @@ import paho.mqtt.client as paho
 from workload import Stream
 
 INFLIGHT = 1000
+# At most this many unacknowledged messages: paho's own queue beyond its in-flight window can
+# stall when fed from another thread, so the window is never filled.
+WINDOW = 500
+STALL_S = 120.0
 
 
 def main() -> None:
@@ -31,11 +35,13 @@ def main() -> None:
     args = parser.parse_args()
     stream = Stream(args.skus, args.machines, args.seed, args.first_probe, args.sweep)
     done = threading.Event()
+    window = threading.BoundedSemaphore(WINDOW)
     acked = 0
 
     def on_publish(client: paho.Client, userdata: object, mid: int, *rest: object) -> None:
         nonlocal acked
         acked += 1
+        window.release()
         if acked >= args.count:
             done.set()
 
@@ -51,9 +57,12 @@ def main() -> None:
             ahead = start + i / args.rate - time.time()
             if ahead > 0.001:
                 time.sleep(ahead)  # pacing to the fixed rate
+        if not window.acquire(timeout=STALL_S):
+            raise SystemExit(f"no acknowledgement from the broker for {STALL_S} s")
         topic, payload = stream.message(i, time.time_ns() // 1000)
         client.publish(topic, payload, qos=1)
-    done.wait()
+    if not done.wait(STALL_S):
+        raise SystemExit(f"only {acked} of {args.count} messages acknowledged")
     end = time.time()
     client.loop_stop()
     client.disconnect()
