@@ -319,6 +319,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--rules", type=int, default=100)
     parser.add_argument("--py-spy", type=Path, help="record the daemon's stacks here (raw)")
     parser.add_argument("--only-daemon", action="store_true", help="skip replay and scaling")
+    parser.add_argument("--only-scaling", action="store_true", help="only the cost per message")
     args = parser.parse_args()
     quick = args.quick
     args.messages = args.messages or (50_000 if quick else 1_000_000)
@@ -336,6 +337,10 @@ def options() -> argparse.Namespace:
 def main() -> None:
     args = options()
     rows: list[Row] = []
+    if args.only_scaling:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            print_table(scaling_rows(args, Path(tmp)), args)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Broker() as broker:
         directory = Path(tmp)
         print("bare ceiling ...", flush=True)
