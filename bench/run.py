@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,16 @@ from tests.support.agent_process import AgentProcess  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 Row = tuple[str, str, str, str]  # figure, value, target, verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One published stream: its first publish and last probe back (s), and probe latencies."""
+
+    start: float
+    done: float
+    count: int
+    latencies: list[float]
 
 
 class Broker(Mosquitto):
@@ -170,7 +181,7 @@ def verdict(ok: bool) -> str:
 
 def drive(
     port: int, probes: Probes, count: int, seed: int, rate: float = 0.0, sweep: bool = False
-) -> dict[str, float]:
+) -> Run:
     """Publish `count` messages; wait until the agent committed the last probe (it publishes
     back after the commit, and it handles messages in order)."""
     since = len(probes.seen)
@@ -179,10 +190,10 @@ def drive(
     back = probes.wait(since, count // workload.PROBE_EVERY)
     done = max(received for received, _ in back) if back else time.time()
     latencies = [(received - sent_at) * 1000 for received, sent_at in back]
-    return {"start": sent["start"], "done": done, "count": count, "latencies": latencies}  # type: ignore[dict-item]
+    return Run(sent["start"], done, count, latencies)
 
 
-def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> list[Row]:
+def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> tuple[list[Row], float]:
     items, machines = workload.write_masterdata(directory, args.skus, args.machines)
     rules = workload.write_rules(directory / "rules", args.rules)
     agent = AgentProcess(agent_config(directory, port, items, machines, rules), directory)
@@ -201,7 +212,7 @@ def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> list
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        rate = run["count"] / (run["done"] - run["start"])
+        rate = run.count / (run.done - run.start)
         after = rss_mb(pid)
         print(f"  end to end: {rate:,.0f} messages/s, RSS {after:.0f} MB", flush=True)
         rows.append(("end-to-end throughput (msg/s)", f"{rate:,.0f}", "", ""))
@@ -221,8 +232,7 @@ def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> list
         for rate_goal in (1000, 5000):
             count = int(rate_goal * args.latency_s)
             lat = drive(port, probes, count, seed=rate_goal, rate=rate_goal)
-            ms = lat["latencies"]
-            assert isinstance(ms, list)
+            ms = lat.latencies
             figures = "/".join(f"{percentile(ms, q):.1f}" for q in (0.5, 0.99, 0.999))
             target = "p99 < 50" if rate_goal == 5000 else ""
             ok = verdict(percentile(ms, 0.99) < 50) if rate_goal == 5000 else ""
@@ -251,7 +261,7 @@ def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> list
             verdict(after <= steady * 1.05),
         ),
     )
-    return rows, rate  # type: ignore[return-value]
+    return rows, rate
 
 
 def replay_rate(args: argparse.Namespace, directory: Path) -> float:
@@ -347,7 +357,7 @@ def main() -> None:
         bare = ceiling(broker.port, args.messages, seed=3)
         print(f"  {bare:,.0f} messages/s", flush=True)
         print("daemon ...", flush=True)
-        daemon_rows, rate = daemon_figures(args, broker.port, directory)  # type: ignore[misc]
+        daemon_rows, rate = daemon_figures(args, broker.port, directory)
         rows.append(("bare ceiling, paho + json, QoS 1 (msg/s)", f"{bare:,.0f}", "", ""))
         rows += daemon_rows
         rows.append(
