@@ -23,8 +23,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent tests
-	$(BIN)/ruff format --check agent tests
+	$(BIN)/ruff check agent tests bench
+	$(BIN)/ruff format --check agent tests bench
 
 broker:
 	scripts/dev-broker.sh
