@@ -23,6 +23,10 @@ from agent.store.repository import Store
 from agent.world.masterdata import load_masterdata
 from tests.support.stockstream import Stream, week_stream
 
+# A week of 200 SKUs takes ~45 s alone; on a loaded 2-core machine it came within 0.4 s of the
+# default 120 s hang guard.
+pytestmark = pytest.mark.timeout(600)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
