@@ -87,11 +87,36 @@ class Core:
         """A reorder a rule opened is on order from now on: the SKU's fact shows it at once.
         The fact is re-posted without deciding again: bookkeeping, not a new observation."""
         for decision in decisions:
+            if isinstance(decision, ActionDecision) and decision.kind == "work_order":
+                fact = self.world.work_order_opened(
+                    decision.site, decision.subject, decision.dedup_key
+                )
+                if fact is not None:
+                    self._engine.update(fact.key, fact.fields)
             if not (isinstance(decision, ActionDecision) and decision.kind == "reorder"):
                 continue
             fact = self.world.reorder_opened(_open_reorder(decision))
             if fact is not None:
                 self._engine.update(fact.key, fact.fields)
+
+    def seed_work_orders(self, open_orders: Iterable[tuple[str, str, str]]) -> None:
+        """Learn the store's open work orders, (site, machine, dedup key) (at start, to resync)."""
+        for fact in self.world.seed_work_orders(open_orders):
+            self._engine.update(fact.key, fact.fields)
+
+    def work_order_closed(
+        self, site: str, machine: str, dedup_key: str, service_done: bool, at: datetime
+    ) -> list[Decision]:
+        """A person closed a work order (done or cancelled); a service done restarts the
+        machine's `hours_since_service`. The machine's rules are re-evaluated at `at`."""
+        fact = self.world.work_order_closed(site, machine, dedup_key)
+        if service_done:
+            fact = self.world.service_done(site, machine, at) or fact
+        if fact is None:
+            return []
+        decisions = self._update(fact, at, ticked=True)
+        self._book_reorders(decisions)
+        return decisions
 
     def tick(self, now: datetime) -> list[Decision]:
         """What time alone changes at `now`: derived values, due `for` timers, schedules."""
