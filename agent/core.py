@@ -14,6 +14,7 @@ import structlog
 
 from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
 from agent.decisions.lifecycle import Lifecycle, Track
+from agent.decisions.records import closed_records
 from agent.model import (
     ActionDecision,
     AlertDecision,
@@ -245,10 +246,11 @@ class Core:
         self.lifecycle.drop(track)
         keys = track.alert_keys or (alert_key(rule, facts),)
         log.info("rule_resolved", rule=rule.id, facts=list(track.facts.values()))
-        return [
-            AlertResolved(key, at, rule.id, self.ruleset.hash, f"resolve_when: {rule.resolve_text}")
-            for key in keys
+        reason = f"resolve_when: {rule.resolve_text}"
+        resolved: list[Decision] = [
+            AlertResolved(key, at, rule.id, self.ruleset.hash, reason) for key in keys
         ]
+        return resolved + closed_records(rule, facts, at, self.ruleset.hash, reason)
 
     def _set_schedules(self, keep: Mapping[str, datetime] | None = None) -> None:
         self._crons = {r.id: parse_cron(r.schedule) for r in self.ruleset.rules if r.schedule}

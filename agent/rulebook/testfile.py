@@ -133,7 +133,9 @@ def _masterdata(document: LineMap, problems: _Problems) -> dict[str, dict[str, d
     for table, subjects in value.items():
         line = value.lines[table] if isinstance(value, LineMap) else 1
         if table not in out:
-            problems.add(line, "", f"masterdata: unknown table {table!r}", "items, machines or calendars")
+            problems.add(
+                line, "", f"masterdata: unknown table {table!r}", "items, machines or calendars"
+            )
             continue
         if not isinstance(subjects, dict) or not all(
             isinstance(fields, dict) for fields in subjects.values()

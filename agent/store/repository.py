@@ -33,6 +33,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
 from agent.model import (
+    ActionClosed,
     ActionDecision,
     AlertDecision,
     AlertResolved,
@@ -388,6 +389,9 @@ class Store:
             if isinstance(resolution, AlertResolved):
                 changes[index] = _resolve_alert(connection, resolution)
                 open_keys["alert"].discard(resolution.dedup_key)
+            elif isinstance(resolution, ActionClosed):
+                changes[index] = _close_action(connection, resolution)
+                open_keys["action"].discard(resolution.dedup_key)
         return [change for change in changes if change is not None]
 
     def record_rule_set(
@@ -553,6 +557,26 @@ def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredCha
     if row is None:
         return None
     return StoredChange("alert", row["id"], False, json_friendly(row))
+
+
+def _close_action(connection: Connection, decision: ActionClosed) -> StoredChange | None:
+    """The open action of the key becomes done (by its rule); None when none is open."""
+    statement = (
+        update(action_table)
+        .where(action_table.c.dedup_key == decision.dedup_key, text(ACTION_OPEN))
+        .values(
+            status="done",
+            closed_at=decision.at,
+            closed_by=f"rule:{decision.rule_id}",
+            updated_at=decision.at,
+            note=decision.reason,
+        )
+        .returning(*action_table.c)
+    )
+    row = connection.execute(statement).mappings().one_or_none()
+    if row is None:
+        return None
+    return StoredChange("action", row["id"], False, json_friendly(row))
 
 
 def _open_keys(

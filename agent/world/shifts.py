@@ -109,8 +109,14 @@ def parse_calendars(raw: Any, source: str) -> dict[str, ShiftCalendar]:
         unknown = set(spec) - {"shifts", "holidays", "planned_downtime"}
         if unknown:
             problems.append(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-        shifts = [_shift(s, f"{where}.shifts[{i}]", problems) for i, s in enumerate(_list(spec, "shifts", where, problems))]
-        holidays = [_day(d, f"{where}.holidays[{i}]", problems) for i, d in enumerate(_list(spec, "holidays", where, problems))]
+        shifts = [
+            _shift(s, f"{where}.shifts[{i}]", problems)
+            for i, s in enumerate(_list(spec, "shifts", where, problems))
+        ]
+        holidays = [
+            _day(d, f"{where}.holidays[{i}]", problems)
+            for i, d in enumerate(_list(spec, "holidays", where, problems))
+        ]
         downtime = [
             _downtime(w, f"{where}.planned_downtime[{i}]", problems)
             for i, w in enumerate(_list(spec, "planned_downtime", where, problems))
@@ -186,7 +192,7 @@ def _days(value: Any, where: str, problems: list[str]) -> frozenset[int] | None:
 def _clock(value: Any, where: str, problems: list[str]) -> int | None:
     match = _CLOCK.match(str(value)) if isinstance(value, str) else None
     if match is None:
-        problems.append(f"{where}: expected a time of day \"HH:MM\" (quoted), got {value!r}")
+        problems.append(f'{where}: expected a time of day "HH:MM" (quoted), got {value!r}')
         return None
     return int(match.group(1)) * 60 + int(match.group(2))
 
