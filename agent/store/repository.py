@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     case,
     insert,
+    or_,
     select,
     text,
     update,
@@ -199,6 +200,21 @@ class Store:
         except SQLAlchemyError as exc:
             raise store_error(exc, "could not read the open reorders") from exc
         return [_open_reorder(dict(row)) for row in rows]
+
+    def work_orders(self, closed_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Work orders open or acknowledged, and with `closed_since` also those closed (done
+        or cancelled) at or after it: what the core must know about machines' work orders."""
+        table = action_table
+        which = text(ACTION_OPEN)
+        if closed_since is not None:
+            which = or_(which, table.c.closed_at >= closed_since)
+        statement = select(table).where(table.c.kind == "work_order", which).order_by(table.c.id)
+        try:
+            with self._reading() as connection:
+                rows = list(connection.execute(statement).mappings())
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read the work orders") from exc
+        return [json_friendly(row) for row in rows]
 
     def applied_receipts(self, since: datetime | None = None) -> list[AppliedReceipt]:
         """Receipts stored (received at or after `since`): each is applied once only."""

@@ -116,11 +116,16 @@ def with_work_orders(fact: Fact, count: int) -> Fact | None:
 
 
 def serviced(fact: Fact, at: datetime, calendar: ShiftCalendar | None = None) -> Fact:
-    """A service was done at `at`: run hours since service start again from zero."""
+    """A service was done at `at`: run hours since service start again from zero. Learned
+    late (a resync), the running since `at` in the current state still counts after it."""
     fields = dict(fact.fields)
-    if at > _instant(fields.get(ACCOUNTED_AT), at):
+    accounted = _instant(fields.get(ACCOUNTED_AT), at)
+    if at > accounted:
         _accrue(fields, at, calendar)
-    fields[SERVICE_RUN_S] = fields.get(RUN_S, 0.0)
+        accounted = at
+    since = max(at, _state_since_of(fields) or at)
+    after = (accounted - since).total_seconds() if fields.get("state") == "running" else 0.0
+    fields[SERVICE_RUN_S] = max(_number(fields.get(RUN_S), 0.0) - max(after, 0.0), 0.0)
     fields["last_service"] = at.isoformat()
     _hours(fields)
     return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)

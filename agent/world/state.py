@@ -169,6 +169,9 @@ class WorldState:
         fact = self._facts.get(f"machine/{site}/{machine}")
         if fact is None:
             return None
+        last = fact.fields.get("last_service")
+        if isinstance(last, str) and datetime.fromisoformat(last) >= at:
+            return None  # this service (or a later one) is booked already: a resync
         return self._replace(serviced(fact, at, self._masterdata.calendar(machine)))
 
     def _recount(self, key: str) -> Fact | None:
