@@ -162,7 +162,7 @@ def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | No
     since = _state_since_of(fields) or now
     state_minutes = _minutes(now - since)
     fields["state_minutes"] = state_minutes
-    fields["idle_minutes"] = state_minutes if fields.get("state") == "idle" else 0.0
+    fields["idle_minutes"] = _idle_minutes(fields, since, now)
     seen = _instant(fields.get("last_message_at"), now)
     fields["seen_s"] = round(max((now - seen).total_seconds(), 0.0), 3)
     fields["stale"] = fields["seen_s"] > _number(fields.get("stale_after_s"), STALE_AFTER_S)
@@ -177,6 +177,16 @@ def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | No
             fields["utilization_pct"] = round(min(share, 100.0), 2)
     if windows is not None:
         fields.update(windows.values(now.timestamp()))
+
+
+def _idle_minutes(fields: Mapping[str, Value], since: datetime, now: datetime) -> float:
+    """Minutes idle; in a shift, only those of the shift (idle all night is not idle capacity
+    the moment the early shift starts)."""
+    if fields.get("state") != "idle":
+        return 0.0
+    if fields.get("in_shift") is True and isinstance(fields.get(SHIFT_START), str):
+        since = max(since, _instant(fields[SHIFT_START], since))
+    return _minutes(now - since)
 
 
 def _hours(fields: dict[str, Value]) -> None:
