@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     machines.add_argument("--json", action="store_true", help="one JSON object per machine")
     machines.add_argument(
+        "--down-rule",
+        default="machine-down",
+        metavar="RULE",
+        help="the rule whose alerts are down periods (default machine-down)",
+    )
+    machines.add_argument(
         "--since", metavar="ISO", help="start of the period (default: first record)"
     )
     machines.add_argument("--until", metavar="ISO", help="end of the period (default: last record)")
@@ -436,7 +442,7 @@ def _machines(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INVALID
     if start is None or end is None:
         start = end = datetime.now(UTC)
-    figures = machine_figures(actions, alerts, masterdata.machines, start, end)
+    figures = machine_figures(actions, alerts, masterdata.machines, start, end, args.down_rule)
     if args.json:
         for fig in figures:
             print(json.dumps(fig.as_json()))

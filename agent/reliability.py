@@ -1,8 +1,9 @@
 """Reliability figures per machine from the stored decisions: failures (down periods), MTBF,
 MTTR, downtime and its cost, work orders, idle capacity. `factory-agent machines` prints them.
 
-A down period is an alert whose matched machine fact was `down`, from `first_seen` until it
-resolved (the machine ran again) or, unresolved, until its repair work order was closed.
+A down period is an alert of the down rule (`machine-down` in the shipped rules) on a machine
+that was `down`, from `first_seen` until it resolved (the machine ran again) or, unresolved, until
+its urgent repair work order was closed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def _down_machine(alert: Mapping[str, Any]) -> str | None:
+DOWN_RULE = "machine-down"
+
+
+def _down_machine(alert: Mapping[str, Any], down_rule: str) -> str | None:
+    if alert.get("rule_id") != down_rule:
+        return None
     for fields in (alert.get("matched") or {}).values():
         if isinstance(fields, Mapping) and fields.get("kind") == "machine":
             if fields.get("state") == "down":
@@ -72,6 +78,7 @@ def machine_figures(
     machines: Mapping[str, Mapping[str, Value]],
     start: datetime,
     end: datetime,
+    down_rule: str = DOWN_RULE,
 ) -> list[MachineFigures]:
     """Figures per machine over [start, end]: every machine in the master data, and any other
     one the records name."""
@@ -96,7 +103,7 @@ def machine_figures(
             fig.idle_records += 1
             fig.idle_h += _hours(max(created, start), min(closed or end, end))
     for alert in alerts:
-        name = _down_machine(alert)
+        name = _down_machine(alert, down_rule)
         first = _at(alert.get("first_seen"))
         if name is None or first is None or first > end:
             continue

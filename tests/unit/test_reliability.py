@@ -16,6 +16,7 @@ def h(hours: float) -> str:
 
 def down_alert(machine: str, first: float, resolved: float | None) -> dict[str, Any]:
     return {
+        "rule_id": "machine-down",
         "first_seen": h(first),
         "last_seen": h(first),
         "resolved_at": None if resolved is None else h(resolved),
@@ -36,12 +37,15 @@ def work_order(machine: str, created: float, closed: float | None, **params: Any
 
 def test_mtbf_mttr_and_downtime_cost_from_down_periods() -> None:
     alerts = [down_alert("press-01", 2, 4), down_alert("press-01", 10, 11)]
+    stale_while_down = {**down_alert("press-01", 2.1, 4), "rule_id": "sensor-stale"}
     hot = {
         "first_seen": h(5),
         "matched": {"m": {"kind": "machine", "machine": "press-01", "state": "running"}},
     }
     machines = {"press-01": {"cost_per_hour": 100}, "cnc-02": {}}
-    (press, cnc) = machine_figures([], [*alerts, hot], machines, T0, T0 + timedelta(hours=24))
+    (press, cnc) = machine_figures(
+        [], [*alerts, hot, stale_while_down], machines, T0, T0 + timedelta(hours=24)
+    )
     assert (press.failures, press.downtime_h, press.mttr_h, press.mtbf_h) == (2, 3.0, 1.5, 10.5)
     assert press.downtime_cost == 300
     assert (cnc.failures, cnc.mtbf_h, cnc.mttr_h, cnc.downtime_cost) == (0, None, None, None)
