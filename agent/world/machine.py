@@ -171,7 +171,9 @@ def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | No
         begin = _instant(fields.get(SHIFT_FROM), now)
         end = min(now, _instant(fields.get(SHIFT_END), now))
         elapsed = (end - begin).total_seconds()
-        fields["shift_minutes"] = _minutes(now - _instant(fields.get(SHIFT_START), now))
+        # minutes of the shift seen so far: a machine first heard of mid-shift is judged on
+        # what was seen of it, not on the hours before
+        fields["shift_minutes"] = round(max(elapsed, 0.0) / 60.0, 3)
         if elapsed > 0:
             share = _number(fields.get(SHIFT_RUN_S), 0.0) / elapsed * 100.0
             fields["utilization_pct"] = round(min(share, 100.0), 2)
