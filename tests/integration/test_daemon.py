@@ -272,3 +272,15 @@ def test_a_reorder_cancelled_by_hand_stops_counting_as_on_order(
         assert second["id"] != first["id"]
     finally:
         agent.kill()
+
+
+def test_a_work_order_done_over_mqtt_reaches_the_machine_fact(
+    agent: AgentProcess, store: Store, publisher: Publisher
+) -> None:
+    publisher.send(PRESS, {"state": "down", "fault": "E17"})
+    (order,) = poll(lambda: store.actions("open"), 5.0, "the repair work order")
+    command = {"command": "done", "id": order["id"], "by": "anna"}
+    publisher.send("factory/plant1/agent/command", command)
+    closed = agent.wait_for("work_order_closed", timeout=5)
+    assert (closed["machine"], closed["service"], closed["id"]) == ("press-01", False, order["id"])
+    assert store.find("action", order["id"])["status"] == "done"  # type: ignore[index]
