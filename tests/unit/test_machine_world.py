@@ -10,6 +10,7 @@ import pytest
 from agent.errors import MasterDataError
 from agent.model import Fact, Message, Value
 from agent.world.machine import MetricWindows, machine_fact, refresh_machine, serviced
+from agent.world.masterdata import parse_machine_calendars, parse_machines
 from agent.world.metricwindow import Window
 from agent.world.shifts import ShiftCalendar, parse_calendars
 
@@ -202,3 +203,20 @@ def test_a_window_expires_old_samples_and_never_the_newest() -> None:
     assert window.mean() == 3.0 and window.slope_per_hour() is None
     window.expire(10_000.0)
     assert window.mean() == 3.0
+
+
+def test_the_machines_file_holds_calendars_and_a_machine_must_name_a_known_one() -> None:
+    text = """\
+calendars:
+  day: {shifts: [{name: day, days: mon-fri, start: "07:00", end: "15:00"}]}
+machines:
+  m1: {shift_calendar: day}
+  m2: {shift_calendar: nights}
+"""
+    machines = parse_machines(text, "machines.yaml")
+    with pytest.raises(MasterDataError) as caught:
+        parse_machine_calendars(text, "machines.yaml", machines)
+    assert "m2: shift_calendar 'nights' is not in calendars (known: day)" in str(caught.value)
+    ok = text.replace("nights", "day")
+    calendars = parse_machine_calendars(ok, "machines.yaml", parse_machines(ok, "machines.yaml"))
+    assert calendars["day"].shift_at(datetime(2026, 3, 2, 8, tzinfo=UTC)) is not None
