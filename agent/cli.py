@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
                 help="open reorders' value still to come, by supplier",
             )
 
+    machines = command(
+        "machines", "MTBF, MTTR, downtime and its cost per machine, from the database"
+    )
+    machines.add_argument("--json", action="store_true", help="one JSON object per machine")
+    machines.add_argument(
+        "--down-rule",
+        default="machine-down",
+        metavar="RULE",
+        help="the rule whose alerts are down periods (default machine-down)",
+    )
+    machines.add_argument(
+        "--since", metavar="ISO", help="start of the period (default: first record)"
+    )
+    machines.add_argument("--until", metavar="ISO", help="end of the period (default: last record)")
+
     for name, does in _COMMANDS.items():
         change = command(name, does)
         change.add_argument(
@@ -166,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **dict.fromkeys(_COMMANDS, _change),
             "db": _db_upgrade,
             "simulate": _simulate,
+            "machines": _machines,
         }[args.command]
         return handler(args, settings)
     except RuleError as exc:
@@ -399,3 +415,44 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows and not args.json:
         print(f"no {args.command}" + (f" with status {args.status}" if args.status else ""))
     return EXIT_OK
+
+
+def _machines(args: argparse.Namespace, settings: Settings) -> int:
+    """`machines`: reliability figures per machine over the recorded period (or the given one)."""
+    from datetime import UTC, datetime
+
+    from agent.reliability import figure_lines, machine_figures, period_of
+    from agent.store.repository import Store
+    from agent.world.masterdata import load_masterdata
+
+    masterdata = load_masterdata(
+        Path(settings.masterdata.items), Path(settings.masterdata.machines)
+    )
+    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    try:
+        actions, alerts = store.actions(), store.alerts()
+    finally:
+        store.close()
+    found = period_of(actions, alerts)
+    try:
+        start = _instant(args.since) if args.since else (found[0] if found else None)
+        end = _instant(args.until) if args.until else (found[1] if found else None)
+    except ValueError as exc:
+        print(f"factory-agent: --since/--until: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if start is None or end is None:
+        start = end = datetime.now(UTC)
+    figures = machine_figures(actions, alerts, masterdata.machines, start, end, args.down_rule)
+    if args.json:
+        for fig in figures:
+            print(json.dumps(fig.as_json()))
+    else:
+        print("\n".join(figure_lines(figures, start, end)))
+    return EXIT_OK
+
+
+def _instant(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -14,6 +14,7 @@ import structlog
 
 from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
 from agent.decisions.lifecycle import Lifecycle, Track
+from agent.decisions.records import closed_records
 from agent.errors import EngineError
 from agent.model import (
     ActionDecision,
@@ -130,15 +131,43 @@ class Core:
             self._engine.update(fact.key, fact.fields)
 
     def _book_reorders(self, decisions: list[Decision]) -> None:
-        """A reorder a rule opened is on order from now on: the SKU's fact shows it at once.
-        The fact is re-posted without deciding again: bookkeeping, not a new observation."""
+        """A reorder a rule opened is on order from now on, and a work order is open on its
+        machine: the fact shows it at once. It is re-posted without deciding again:
+        bookkeeping, not a new observation."""
         for decision in decisions:
+            if isinstance(decision, ActionDecision) and decision.kind == "work_order":
+                fact = self.world.work_order_opened(
+                    decision.site, decision.subject, decision.dedup_key
+                )
+                if fact is not None:
+                    self._changed.add(fact.key)
+                    self._engine.update(fact.key, fact.fields)
             if not (isinstance(decision, ActionDecision) and decision.kind == "reorder"):
                 continue
             fact = self.world.reorder_opened(_open_reorder(decision))
             if fact is not None:
                 self._changed.add(fact.key)
                 self._engine.update(fact.key, fact.fields)
+
+    def seed_work_orders(self, open_orders: Iterable[tuple[str, str, str]]) -> None:
+        """Learn the store's open work orders, (site, machine, dedup key) (at start, to resync)."""
+        for fact in self.world.seed_work_orders(open_orders):
+            self._changed.add(fact.key)
+            self._engine.update(fact.key, fact.fields)
+
+    def work_order_closed(
+        self, site: str, machine: str, dedup_key: str, service_done: bool, at: datetime
+    ) -> list[Decision]:
+        """A person closed a work order (done or cancelled); a service done restarts the
+        machine's `hours_since_service`. The machine's rules are re-evaluated at `at`."""
+        fact = self.world.work_order_closed(site, machine, dedup_key)
+        if service_done:
+            fact = self.world.service_done(site, machine, at) or fact
+        if fact is None:
+            return []
+        decisions = self._update(fact, at, ticked=True)
+        self._book_reorders(decisions)
+        return decisions
 
     def tick(self, now: datetime) -> list[Decision]:
         """What time alone changes at `now`: derived values, due `for` timers, schedules."""
@@ -268,10 +297,11 @@ class Core:
         self.lifecycle.drop(track)
         keys = track.alert_keys or (alert_key(rule, facts),)
         log.info("rule_resolved", rule=rule.id, facts=list(track.facts.values()))
-        return [
-            AlertResolved(key, at, rule.id, self.ruleset.hash, f"resolve_when: {rule.resolve_text}")
-            for key in keys
+        reason = f"resolve_when: {rule.resolve_text}"
+        resolved: list[Decision] = [
+            AlertResolved(key, at, rule.id, self.ruleset.hash, reason) for key in keys
         ]
+        return resolved + closed_records(rule, facts, at, self.ruleset.hash, reason)
 
     def _set_schedules(self, keep: Mapping[str, datetime] | None = None) -> None:
         self._crons = {r.id: parse_cron(r.schedule) for r in self.ruleset.rules if r.schedule}

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from agent.config import MqttSettings, Settings
 from agent.core import Core, EngineFactory
 from agent.errors import EngineError, RuleError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
+from agent.machinesync import sync_work_orders, work_order_closed
 from agent.metrics import Metrics, count_messages
 from agent.model import (
     AlertDecision,
@@ -183,6 +184,7 @@ class Daemon:
         log.info("world_restored", facts=len(restored))
         open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
         log.info("reorders_loaded", open=open_reorders)
+        sync_work_orders(self.pipeline.core, self.store, None, datetime.now(UTC))
         synced = time.monotonic()
         self.source.start()
         self.sender.start()
@@ -378,6 +380,9 @@ class Daemon:
                 by=command.by,
                 status=row["status"],
             )
+            closed = work_order_closed(self.pipeline.core, row, message.received_at)
+            if closed and self._commit(Outcome(closed)) is None:
+                return False
         return not refused or self._commit(Outcome(rejected=refused)) is not None
 
     def _transition(
@@ -391,10 +396,16 @@ class Daemon:
 
     def _resync_reorders(self) -> None:
         """Reorders closed by hand (`done`, `cancel`) stop counting as on order."""
+        now = datetime.now(UTC)
         try:
-            seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+            seed_reorders(self.pipeline.core, self.store, now)
+            since = now - timedelta(seconds=2 * self.settings.inventory.reorder_sync_s)
+            closed = sync_work_orders(self.pipeline.core, self.store, since, now)
         except StoreError as exc:
             log.warning("reorders_sync_failed", error=str(exc))
+            return
+        if closed:
+            self._commit_decisions(closed)
 
     def _hook(self, decisions: Sequence[Decision]) -> ChangeHook | None:
         """What the store runs inside the batch's transaction: the outbox rows of the changes,

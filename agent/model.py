@@ -113,6 +113,18 @@ class AlertResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionClosed:
+    """A rule's `resolve_when` holds and its action is a record of a state that ended (an
+    `idle_capacity` record when the machine runs again): the open action becomes done."""
+
+    dedup_key: str
+    at: datetime
+    rule_id: str
+    rule_set_hash: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class PublishDecision:
     """A rule's `publish` action: one MQTT message for the daemon to send after the commit."""
 
@@ -198,6 +210,7 @@ Decision = (
     ActionDecision
     | AlertDecision
     | AlertResolved
+    | ActionClosed
     | PublishDecision
     | NotifyDecision
     | ReceiptDecision

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core import Core
-from agent.errors import RuleError, RuleProblem
+from agent.errors import MasterDataError, RuleError, RuleProblem
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, NotifyDecision, Outcome, PublishDecision
 from agent.pipeline import Pipeline, Raw
@@ -27,6 +27,7 @@ from agent.rulebook.rules import RuleSet
 from agent.rulebook.testfile import Expected, RuleTest, TestFile, parse_test_file
 from agent.store.repository import Store, json_friendly
 from agent.world.masterdata import MasterData
+from agent.world.shifts import parse_calendars
 
 
 @dataclass
@@ -85,7 +86,11 @@ def run_tests(
         run.problems.extend(problems)
         if parsed is None:
             continue
-        data = _merged(masterdata, parsed.masterdata)
+        try:
+            data = _merged(masterdata, parsed.masterdata, str(path))
+        except MasterDataError as exc:
+            run.problems.append(RuleProblem(str(path), 0, "", str(exc)))
+            continue
         schema = build_schema(data.item_fields(), data.machine_fields())
         try:
             ruleset = load_rules(list(parsed.rule_paths or default_rules), schema)
@@ -100,13 +105,16 @@ def run_tests(
     return run
 
 
-def _merged(base: MasterData, extra: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> MasterData:
+def _merged(
+    base: MasterData, extra: Mapping[str, Mapping[str, Mapping[str, Any]]], source: str = ""
+) -> MasterData:
     items = {k: dict(v) for k, v in base.items.items()}
     machines = {k: dict(v) for k, v in base.machines.items()}
     for table, target in (("items", items), ("machines", machines)):
         for subject, fields in extra.get(table, {}).items():
             target.setdefault(subject, {}).update(fields)
-    return MasterData(items, machines)
+    calendars = {**base.calendars, **parse_calendars(extra.get("calendars") or None, source)}
+    return MasterData(items, machines, calendars)
 
 
 def run_test(

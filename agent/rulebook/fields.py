@@ -32,7 +32,23 @@ DERIVED: Mapping[str, Mapping[str, str]] = {
         "over_received": expr.NUMBER,
         "last_receipt_qty": expr.NUMBER,
     },
-    "machine": {"state_minutes": expr.NUMBER, "state_since": expr.STRING},
+    "machine": {
+        "state_minutes": expr.NUMBER,
+        "state_since": expr.STRING,
+        "idle_minutes": expr.NUMBER,
+        "run_hours": expr.NUMBER,
+        "hours_since_service": expr.NUMBER,
+        "last_service": expr.STRING,
+        "seen_s": expr.NUMBER,
+        "stale": expr.BOOL,
+        "scrap_pct": expr.NUMBER,
+        "in_shift": expr.BOOL,
+        "shift": expr.STRING,
+        "shift_minutes": expr.NUMBER,
+        "planned_downtime": expr.BOOL,
+        "utilization_pct": expr.NUMBER,
+        "open_work_orders": expr.NUMBER,
+    },
 }
 IDENTITY: Mapping[str, Mapping[str, str]] = {
     "stock": {"kind": expr.STRING, "site": expr.STRING, "sku": expr.STRING},
@@ -62,6 +78,10 @@ MACHINE_FIELDS: Mapping[str, str] = {
     "service_interval_h": expr.NUMBER,
     "cost_per_hour": expr.NUMBER,
     "max_idle_minutes": expr.NUMBER,
+    "avg_window_min": expr.NUMBER,
+    "trend_window_min": expr.NUMBER,
+    "stale_after_s": expr.NUMBER,
+    "min_utilization_pct": expr.NUMBER,
 }
 _SCHEMA_TYPES = {
     "number": expr.NUMBER,
@@ -97,11 +117,15 @@ def build_schema(
         machine[name] = _SCHEMA_TYPES[spec.type]
     for metric in KNOWN_METRICS:
         machine[metric] = expr.NUMBER
+        machine[f"{metric}_avg"] = expr.NUMBER
+        machine[f"{metric}_trend"] = expr.NUMBER
     for name, found in (item_fields or {}).items():
         stock.setdefault(name, _SCHEMA_TYPES.get(found, expr.ANY))
     for name, found in (machine_fields or {}).items():
         machine.setdefault(name, _SCHEMA_TYPES.get(found, expr.ANY))
         for bound in ("max_", "min_"):
             if name.startswith(bound) and len(name) > len(bound):
-                machine.setdefault(name[len(bound) :], expr.NUMBER)  # max_temp_c -> temp_c
+                metric = name[len(bound) :]  # max_temp_c -> temp_c, temp_c_avg, temp_c_trend
+                for derived in ("", "_avg", "_trend"):
+                    machine.setdefault(metric + derived, expr.NUMBER)
     return FactSchema({"stock": stock, "machine": machine})

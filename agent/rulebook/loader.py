@@ -75,6 +75,8 @@ ACTIONS: Final[Mapping[str, Mapping[str, ParamSpec]]] = {
         "task": ParamSpec("text", True),
         "priority": ParamSpec("choice", choices=("low", "normal", "high", "urgent")),
         "note": ParamSpec("text"),
+        # true: a service (preventive maintenance); done restarts `hours_since_service`
+        "service": ParamSpec("choice", choices=(True, False)),  # type: ignore[arg-type]
     },
     "idle_capacity": {
         "machine": ParamSpec(

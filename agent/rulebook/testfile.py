@@ -126,14 +126,16 @@ def _rule_paths(path: Path, document: LineMap, problems: _Problems) -> tuple[Pat
 
 def _masterdata(document: LineMap, problems: _Problems) -> dict[str, dict[str, dict[str, Any]]]:
     value = document.get("masterdata") or {}
-    out: dict[str, dict[str, dict[str, Any]]] = {"items": {}, "machines": {}}
+    out: dict[str, dict[str, dict[str, Any]]] = {"items": {}, "machines": {}, "calendars": {}}
     if not isinstance(value, dict):
         problems.add(document.lines["masterdata"], "", "masterdata: a mapping of items, machines")
         return out
     for table, subjects in value.items():
         line = value.lines[table] if isinstance(value, LineMap) else 1
         if table not in out:
-            problems.add(line, "", f"masterdata: unknown table {table!r}", "items or machines")
+            problems.add(
+                line, "", f"masterdata: unknown table {table!r}", "items, machines or calendars"
+            )
             continue
         if not isinstance(subjects, dict) or not all(
             isinstance(fields, dict) for fields in subjects.values()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     case,
     insert,
+    or_,
     select,
     text,
     update,
@@ -33,6 +34,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
 from agent.model import (
+    ActionClosed,
     ActionDecision,
     AlertDecision,
     AlertResolved,
@@ -211,6 +213,21 @@ class Store:
         except SQLAlchemyError as exc:
             raise store_error(exc, "could not read the open reorders") from exc
         return [_open_reorder(dict(row)) for row in rows]
+
+    def work_orders(self, closed_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Work orders open or acknowledged, and with `closed_since` also those closed (done
+        or cancelled) at or after it: what the core must know about machines' work orders."""
+        table = action_table
+        which = text(ACTION_OPEN)
+        if closed_since is not None:
+            which = or_(which, table.c.closed_at >= closed_since)
+        statement = select(table).where(table.c.kind == "work_order", which).order_by(table.c.id)
+        try:
+            with self._reading() as connection:
+                rows = list(connection.execute(statement).mappings())
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read the work orders") from exc
+        return [json_friendly(row) for row in rows]
 
     def applied_receipts(self, since: datetime | None = None) -> list[AppliedReceipt]:
         """Receipts stored (received at or after `since`): each is applied once only."""
@@ -409,6 +426,9 @@ class Store:
             if isinstance(resolution, AlertResolved):
                 changes[index] = _resolve_alert(connection, resolution)
                 open_keys["alert"].discard(resolution.dedup_key)
+            elif isinstance(resolution, ActionClosed):
+                changes[index] = _close_action(connection, resolution)
+                open_keys["action"].discard(resolution.dedup_key)
         return [change for change in changes if change is not None]
 
     def record_rule_set(
@@ -574,6 +594,26 @@ def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredCha
     if row is None:
         return None
     return StoredChange("alert", row["id"], False, json_friendly(row))
+
+
+def _close_action(connection: Connection, decision: ActionClosed) -> StoredChange | None:
+    """The open action of the key becomes done (by its rule); None when none is open."""
+    statement = (
+        update(action_table)
+        .where(action_table.c.dedup_key == decision.dedup_key, text(ACTION_OPEN))
+        .values(
+            status="done",
+            closed_at=decision.at,
+            closed_by=f"rule:{decision.rule_id}",
+            updated_at=decision.at,
+            note=decision.reason,
+        )
+        .returning(*action_table.c)
+    )
+    row = connection.execute(statement).mappings().one_or_none()
+    if row is None:
+        return None
+    return StoredChange("action", row["id"], False, json_friendly(row))
 
 
 def _open_keys(

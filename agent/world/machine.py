@@ -1,53 +1,231 @@
 """Machine facts: telemetry merged over the last known values, master data, derived values.
 
-Pure functions of the previous fact, the message (or the time) and the master data.
+Pure functions of the previous fact, the message (or the time), the master data, the shift
+calendar and the metric windows: state and idle minutes, run hours, service hours, averages and
+trends, silence, scrap share, shift and utilisation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from agent.model import Fact, Message, Value
+from agent.world.metricwindow import Window
+from agent.world.shifts import ShiftCalendar
+
+COUNTERS: Final = frozenset({"cycles", "good", "scrap"})
+AVG_WINDOW_MIN: Final = 10.0
+TREND_WINDOW_MIN: Final = 60.0
+STALE_AFTER_S: Final = 300.0
+# Bookkeeping kept in the fact (so a snapshot keeps it), not meant for rules.
+RUN_S: Final = "run_s"
+SERVICE_RUN_S: Final = "service_run_s"
+ACCOUNTED_AT: Final = "accounted_at"
+SHIFT_START: Final = "shift_start"
+SHIFT_END: Final = "shift_end"
+SHIFT_FROM: Final = "shift_observed_from"
+SHIFT_RUN_S: Final = "shift_run_s"
 
 
-def machine_fact(previous: Fact | None, message: Message, machine: Mapping[str, Value]) -> Fact:
+@dataclass
+class MetricWindows:
+    """The windows of one machine's metrics: `<metric>_avg` and `<metric>_trend` come from here."""
+
+    averages: dict[str, Window] = field(default_factory=dict)
+    trends: dict[str, Window] = field(default_factory=dict)
+
+    def add(self, name: str, at_s: float, value: float, avg_s: float, trend_s: float) -> None:
+        self.averages.setdefault(name, Window(avg_s)).add(at_s, value)
+        self.trends.setdefault(name, Window(trend_s)).add(at_s, value)
+
+    def values(self, now_s: float) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for name, window in self.averages.items():
+            window.expire(now_s)
+            mean = window.mean()
+            if mean is not None:
+                out[f"{name}_avg"] = round(mean, 4)
+        for name, window in self.trends.items():
+            window.expire(now_s)
+            slope = window.slope_per_hour()
+            if slope is not None:
+                out[f"{name}_trend"] = round(slope, 4)
+        return out
+
+
+def machine_fact(
+    previous: Fact | None,
+    message: Message,
+    machine: Mapping[str, Value],
+    calendar: ShiftCalendar | None = None,
+    windows: MetricWindows | None = None,
+    open_work_orders: int = 0,
+) -> Fact:
     """The new fact for a telemetry message. Telemetry often carries a few metrics at a time:
     the last known value of the others is kept."""
+    now = message.ts
     merged: dict[str, Value] = dict(previous.fields) if previous else {}
+    _accrue(merged, now, calendar)  # the time up to this message ran in the previous state
     merged.update(machine)
     merged.update(message.fields)
     merged.update({"kind": "machine", "site": message.site, "machine": message.subject})
     old_state = previous.fields.get("state") if previous else None
     since = _state_since(previous)
     if previous is None or since is None or merged.get("state") != old_state:
-        since = message.ts
+        since = now
     merged["state_since"] = since.isoformat()
-    merged["state_minutes"] = _minutes(message.ts - since)
-    return Fact("machine", message.site, message.subject, merged, message.ts)
+    merged["open_work_orders"] = open_work_orders
+    if windows is not None:
+        avg_s = _number(machine.get("avg_window_min"), AVG_WINDOW_MIN) * 60.0
+        trend_s = _number(machine.get("trend_window_min"), TREND_WINDOW_MIN) * 60.0
+        for name, value in message.fields.items():
+            if _is_metric(name, value):
+                windows.add(name, now.timestamp(), float(value), avg_s, trend_s)  # type: ignore[arg-type]
+    merged["last_message_at"] = now.isoformat()
+    _scrap(merged)
+    _derive(merged, now, windows)
+    return Fact("machine", message.site, message.subject, merged, now)
 
 
-def refresh_machine(fact: Fact, now: datetime) -> Fact | None:
+def refresh_machine(
+    fact: Fact,
+    now: datetime,
+    calendar: ShiftCalendar | None = None,
+    windows: MetricWindows | None = None,
+) -> Fact | None:
     """Time-derived values of a machine fact at `now` (no message needed); None if unchanged."""
-    since = _state_since(fact)
-    if since is None or now <= fact.updated_at:
+    if now <= fact.updated_at or _state_since(fact) is None:
         return None
-    minutes = _minutes(now - since)
-    if minutes == fact.fields.get("state_minutes"):
+    fields = dict(fact.fields)
+    _accrue(fields, now, calendar)
+    _derive(fields, now, windows)
+    if fields == fact.fields:
         return None
-    return Fact(
-        fact.kind,
-        fact.site,
-        fact.subject,
-        {**fact.fields, "state_minutes": minutes},
-        fact.updated_at,
-    )
+    return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
+
+
+def with_work_orders(fact: Fact, count: int) -> Fact | None:
+    """The fact with its count of open work orders; None if unchanged."""
+    if fact.fields.get("open_work_orders") == count:
+        return None
+    fields = {**fact.fields, "open_work_orders": count}
+    return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
+
+
+def serviced(fact: Fact, at: datetime, calendar: ShiftCalendar | None = None) -> Fact:
+    """A service was done at `at`: run hours since service start again from zero. Learned
+    late (a resync), the running since `at` in the current state still counts after it."""
+    fields = dict(fact.fields)
+    accounted = _instant(fields.get(ACCOUNTED_AT), at)
+    if at > accounted:
+        _accrue(fields, at, calendar)
+        accounted = at
+    since = max(at, _state_since_of(fields) or at)
+    after = (accounted - since).total_seconds() if fields.get("state") == "running" else 0.0
+    fields[SERVICE_RUN_S] = max(_number(fields.get(RUN_S), 0.0) - max(after, 0.0), 0.0)
+    fields["last_service"] = at.isoformat()
+    _hours(fields)
+    return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
+
+
+def _accrue(fields: dict[str, Value], now: datetime, calendar: ShiftCalendar | None) -> None:
+    """Book the time since the last accounting in the state the machine was in: run seconds,
+    and run seconds in the current shift (a new shift starts counting from zero)."""
+    last = _instant(fields.get(ACCOUNTED_AT), now)
+    running = fields.get("state") == "running"
+    span = max((now - last).total_seconds(), 0.0)
+    fields[RUN_S] = round(_number(fields.get(RUN_S), 0.0) + (span if running else 0.0), 3)
+    fields[ACCOUNTED_AT] = now.isoformat()
+    if calendar is None:
+        return
+    shift = calendar.shift_at(now)
+    if shift is not None and fields.get(SHIFT_START) != shift.start.isoformat():
+        fields[SHIFT_START] = shift.start.isoformat()
+        fields[SHIFT_END] = shift.end.isoformat()
+        fields[SHIFT_FROM] = max(shift.start, last).isoformat()
+        fields[SHIFT_RUN_S] = 0.0
+        last = max(shift.start, last)
+    start = _instant(fields.get(SHIFT_START), now)
+    end = _instant(fields.get(SHIFT_END), now)
+    overlap = (min(now, end) - max(last, start)).total_seconds()
+    if running and overlap > 0:
+        fields[SHIFT_RUN_S] = round(_number(fields.get(SHIFT_RUN_S), 0.0) + overlap, 3)
+    fields["in_shift"] = shift is not None
+    fields["shift"] = shift.name if shift is not None else ""
+    fields["planned_downtime"] = calendar.planned_downtime(now)
+
+
+def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | None) -> None:
+    since = _state_since_of(fields) or now
+    state_minutes = _minutes(now - since)
+    fields["state_minutes"] = state_minutes
+    fields["idle_minutes"] = _idle_minutes(fields, since, now)
+    seen = _instant(fields.get("last_message_at"), now)
+    fields["seen_s"] = round(max((now - seen).total_seconds(), 0.0), 3)
+    fields["stale"] = fields["seen_s"] > _number(fields.get("stale_after_s"), STALE_AFTER_S)
+    _hours(fields)
+    if SHIFT_START in fields:
+        begin = _instant(fields.get(SHIFT_FROM), now)
+        end = min(now, _instant(fields.get(SHIFT_END), now))
+        elapsed = (end - begin).total_seconds()
+        # minutes of the shift seen so far: a machine first heard of mid-shift is judged on
+        # what was seen of it, not on the hours before
+        fields["shift_minutes"] = round(max(elapsed, 0.0) / 60.0, 3)
+        if elapsed > 0:
+            share = _number(fields.get(SHIFT_RUN_S), 0.0) / elapsed * 100.0
+            fields["utilization_pct"] = round(min(share, 100.0), 2)
+    if windows is not None:
+        fields.update(windows.values(now.timestamp()))
+
+
+def _idle_minutes(fields: Mapping[str, Value], since: datetime, now: datetime) -> float:
+    """Minutes idle; in a shift, only those of the shift (idle all night is not idle capacity
+    the moment the early shift starts)."""
+    if fields.get("state") != "idle":
+        return 0.0
+    if fields.get("in_shift") is True and isinstance(fields.get(SHIFT_START), str):
+        since = max(since, _instant(fields[SHIFT_START], since))
+    return _minutes(now - since)
+
+
+def _hours(fields: dict[str, Value]) -> None:
+    run_s = _number(fields.get(RUN_S), 0.0)
+    fields["run_hours"] = round(run_s / 3600.0, 4)
+    service = _number(fields.get(SERVICE_RUN_S), 0.0)
+    fields["hours_since_service"] = round(max(run_s - service, 0.0) / 3600.0, 4)
+
+
+def _scrap(fields: dict[str, Value]) -> None:
+    good, scrap = fields.get("good"), fields.get("scrap")
+    if _is_number(good) and _is_number(scrap) and good + scrap > 0:  # type: ignore[operator]
+        fields["scrap_pct"] = round(scrap / (good + scrap) * 100.0, 3)  # type: ignore[operator]
+
+
+def _is_metric(name: str, value: Value) -> bool:
+    return name not in COUNTERS and _is_number(value)
+
+
+def _is_number(value: Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: Value, default: float) -> float:
+    return float(value) if _is_number(value) else default  # type: ignore[arg-type]
+
+
+def _instant(value: Value, default: datetime) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else default
 
 
 def _state_since(fact: Fact | None) -> datetime | None:
-    if fact is None:
-        return None
-    value = fact.fields.get("state_since")
+    return None if fact is None else _state_since_of(fact.fields)
+
+
+def _state_since_of(fields: Mapping[str, Value]) -> datetime | None:
+    value = fields.get("state_since")
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 

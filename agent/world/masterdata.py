@@ -20,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.errors import MasterDataError
 from agent.model import Scalar, Value
+from agent.world.shifts import ShiftCalendar, parse_calendars
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,13 @@ ITEM_NUMBERS: Final = (
 ITEM_OPTIONAL_NUMBERS: Final = ("annual_demand",)
 ITEM_STRINGS: Final = ("supplier", "unit", "description")
 MACHINE_STRINGS: Final = ("line", "description", "shift_calendar")
-MACHINE_NUMBERS: Final = ("service_interval_h", "cost_per_hour")
+MACHINE_NUMBERS: Final = (
+    "service_interval_h",
+    "cost_per_hour",
+    "avg_window_min",
+    "trend_window_min",
+    "stale_after_s",
+)
 MACHINE_LISTS: Final = ("spare_parts",)
 # Set by the world state for every fact: master data must not pretend to provide them.
 RESERVED: Final = frozenset(
@@ -64,6 +71,30 @@ RESERVED: Final = frozenset(
         "usage_sum",
         "usage_days",
     }
+    | {  # derived for machine facts (world/machine.py)
+        "state_since",
+        "idle_minutes",
+        "run_hours",
+        "hours_since_service",
+        "last_service",
+        "seen_s",
+        "stale",
+        "scrap_pct",
+        "in_shift",
+        "shift",
+        "shift_minutes",
+        "planned_downtime",
+        "utilization_pct",
+        "open_work_orders",
+        "run_s",
+        "service_run_s",
+        "accounted_at",
+        "shift_start",
+        "shift_end",
+        "shift_observed_from",
+        "shift_run_s",
+        "last_message_at",
+    }
 )
 
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -79,6 +110,7 @@ class MasterData:
 
     items: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     machines: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
+    calendars: Mapping[str, ShiftCalendar] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("items", "machines"):
@@ -91,6 +123,11 @@ class MasterData:
 
     def machine(self, machine: str) -> Mapping[str, Value]:
         return self.machines.get(machine, _EMPTY)
+
+    def calendar(self, machine: str) -> ShiftCalendar | None:
+        """The shift calendar the machine follows (`shift_calendar`), if it names a known one."""
+        name = self.machine(machine).get("shift_calendar")
+        return self.calendars.get(name) if isinstance(name, str) else None
 
     def item_fields(self) -> dict[str, str]:
         """Field name -> "number" | "string" | "list" | "bool" over all items ("any" if mixed)."""
@@ -200,20 +237,48 @@ def parse_items(text: str, source: str) -> dict[str, dict[str, Value]]:
 
 def parse_machines(text: str, source: str) -> dict[str, dict[str, Value]]:
     """`machines:` machine id -> fields; raise MasterDataError listing every problem."""
-    return _parse(text, source, "machines", _machine_check, _check_machine)
+    return _parse(text, source, "machines", _machine_check, _check_machine, also=("calendars",))
+
+
+def parse_machine_calendars(
+    text: str, source: str, machines: Mapping[str, Mapping[str, Value]]
+) -> dict[str, ShiftCalendar]:
+    """The `calendars:` table of the machines file; a machine naming an unknown one is a problem
+    once the file defines calendars at all."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MasterDataError(f"{source}: not valid YAML: {exc}") from exc
+    raw = document.get("calendars") if isinstance(document, dict) else None
+    calendars = parse_calendars(raw, source)
+    if calendars:
+        wrong = [
+            f"{source}: {machine}: shift_calendar {fields['shift_calendar']!r} is not in calendars"
+            f" (known: {', '.join(sorted(calendars))})"
+            for machine, fields in machines.items()
+            if isinstance(fields.get("shift_calendar"), str)
+            and fields["shift_calendar"] not in calendars
+        ]
+        if wrong:
+            raise MasterDataError("\n".join(wrong))
+    return calendars
 
 
 def load_masterdata(items_path: Path, machines_path: Path) -> MasterData:
     """Read both files; a missing or unreadable one names the setting that points at it."""
     items = parse_items(_read(items_path, "masterdata.items"), str(items_path))
-    machines = parse_machines(_read(machines_path, "masterdata.machines"), str(machines_path))
+    machines_text = _read(machines_path, "masterdata.machines")
+    machines = parse_machines(machines_text, str(machines_path))
+    calendars = parse_machine_calendars(machines_text, str(machines_path), machines)
     for machine, fields in machines.items():
         parts = fields.get("spare_parts")
         unknown = [p for p in parts if p not in items] if isinstance(parts, list) else []
         if unknown:
             log.warning("spare_part_not_in_items", machine=machine, skus=unknown)
-    log.info("masterdata_loaded", items=len(items), machines=len(machines))
-    return MasterData(items, machines)
+    log.info(
+        "masterdata_loaded", items=len(items), machines=len(machines), calendars=len(calendars)
+    )
+    return MasterData(items, machines, calendars)
 
 
 def _read(path: Path, setting: str) -> str:
@@ -237,6 +302,7 @@ def _parse(
     top: str,
     check_for: Callable[[str], FieldCheck | None],
     check_subject: SubjectCheck,
+    also: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Value]]:
     problems = _Problems(source)
     try:
@@ -245,7 +311,7 @@ def _parse(
     except yaml.YAMLError as exc:  # e.g. a control character in the text
         raise MasterDataError(f"{source}:1: -: not valid YAML: {exc}") from exc
     try:
-        table = _top_table(loader, top, problems)
+        table = _top_table(loader, top, problems, also)
         result: dict[str, dict[str, Value]] = {}
         if table is None:
             problems.raise_any()
@@ -272,7 +338,9 @@ def _parse(
     return result
 
 
-def _top_table(loader: yaml.SafeLoader, top: str, problems: _Problems) -> MappingNode | None:
+def _top_table(
+    loader: yaml.SafeLoader, top: str, problems: _Problems, also: tuple[str, ...] = ()
+) -> MappingNode | None:
     root: Node | None = loader.get_single_node()  # type: ignore[no-untyped-call]
     expected = f"expected a mapping `{top}:` of entries"
     if root is None or not isinstance(root, MappingNode) or root.tag != _TAG + "map":
@@ -280,6 +348,8 @@ def _top_table(loader: yaml.SafeLoader, top: str, problems: _Problems) -> Mappin
         return None
     table: MappingNode | None = None
     for key_node, value_node in _entries(loader, root, problems, "listed twice"):
+        if isinstance(key_node, ScalarNode) and key_node.value in also:
+            continue  # parsed on its own (e.g. the machines file's `calendars:`)
         if not (isinstance(key_node, ScalarNode) and key_node.value == top):
             problems.add(key_node, "-", f"unknown top-level key {_key_text(key_node)} ({expected})")
             continue

@@ -13,7 +13,13 @@ from datetime import datetime
 import structlog
 
 from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecision
-from agent.world.machine import machine_fact, refresh_machine
+from agent.world.machine import (
+    MetricWindows,
+    machine_fact,
+    refresh_machine,
+    serviced,
+    with_work_orders,
+)
 from agent.world.masterdata import MasterData
 from agent.world.reorders import ReorderBook
 from agent.world.stock import (
@@ -35,6 +41,9 @@ class WorldState:
         self._facts: dict[str, Fact] = {}
         self._stock_policy = stock_policy or StockPolicy()
         self.reorders = ReorderBook()
+        self._windows: dict[str, MetricWindows] = {}
+        # Open work orders per machine fact key: dedup keys (idle capacity is not idle then).
+        self._work_orders: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -63,7 +72,14 @@ class WorldState:
             if self._is_out_of_order(previous, message):
                 return None
             return self._replace(
-                machine_fact(previous, message, self._masterdata.machine(message.subject))
+                machine_fact(
+                    previous,
+                    message,
+                    self._masterdata.machine(message.subject),
+                    self._masterdata.calendar(message.subject),
+                    self._windows.setdefault(key, MetricWindows()),
+                    len(self._work_orders.get(key, ())),
+                )
             )
         return None  # receipts go through `receive`; commands change actions, not facts
 
@@ -120,10 +136,50 @@ class WorldState:
         """Recompute time-derived values (state minutes, ...) at `now`; return changed facts."""
         changed: list[Fact] = []
         for fact in list(self._facts.values()):
-            fresh = refresh_stock(fact, now) if fact.kind == "stock" else refresh_machine(fact, now)
+            if fact.kind == "stock":
+                fresh = refresh_stock(fact, now)
+            else:
+                calendar = self._masterdata.calendar(fact.subject)
+                fresh = refresh_machine(fact, now, calendar, self._windows.get(fact.key))
             if fresh is not None:
                 changed.append(self._replace(fresh))
         return changed
+
+    def work_order_opened(self, site: str, machine: str, dedup_key: str) -> Fact | None:
+        """Book a work order a rule opened; the machine's fact if its count changed."""
+        key = f"machine/{site}/{machine}"
+        self._work_orders.setdefault(key, set()).add(dedup_key)
+        return self._recount(key)
+
+    def work_order_closed(self, site: str, machine: str, dedup_key: str) -> Fact | None:
+        key = f"machine/{site}/{machine}"
+        self._work_orders.get(key, set()).discard(dedup_key)
+        return self._recount(key)
+
+    def seed_work_orders(self, open_orders: Iterable[tuple[str, str, str]]) -> list[Fact]:
+        """The store's open work orders as (site, machine, dedup key); return changed facts."""
+        self._work_orders = {}
+        for site, machine, dedup_key in open_orders:
+            self._work_orders.setdefault(f"machine/{site}/{machine}", set()).add(dedup_key)
+        changed = [self._recount(f.key) for f in list(self._facts.values()) if f.kind == "machine"]
+        return [fact for fact in changed if fact is not None]
+
+    def service_done(self, site: str, machine: str, at: datetime) -> Fact | None:
+        """A service (preventive maintenance) was done: `hours_since_service` restarts at 0."""
+        fact = self._facts.get(f"machine/{site}/{machine}")
+        if fact is None:
+            return None
+        last = fact.fields.get("last_service")
+        if isinstance(last, str) and datetime.fromisoformat(last) >= at:
+            return None  # this service (or a later one) is booked already: a resync
+        return self._replace(serviced(fact, at, self._masterdata.calendar(machine)))
+
+    def _recount(self, key: str) -> Fact | None:
+        fact = self._facts.get(key)
+        if fact is None:
+            return None
+        fresh = with_work_orders(fact, len(self._work_orders.get(key, ())))
+        return None if fresh is None else self._replace(fresh)
 
     def _before_receipt(self, message: Message) -> bool:
         """A count older than goods already booked in (e.g. redelivered after a restart) would

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def cli(
 def test_rules_check_passes_the_shipped_rules_with_a_summary() -> None:
     result = cli("rules", "check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("ok: 14 rules in 3 files (rule set ")
+    assert re.match(r"ok: \d+ rules in 3 files \(rule set \w+\)", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(

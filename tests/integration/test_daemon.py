@@ -98,20 +98,20 @@ def test_low_stock_opens_one_reorder_within_two_seconds_and_stays_single(
     print(f"time to first decision: {first_decision_s * 1000:.0f} ms")
 
 
-def test_hot_machine_gives_one_work_order_and_one_alert(
+def test_down_machine_gives_one_work_order_and_one_alert(
     agent: AgentProcess, store: Store, publisher: Publisher
 ) -> None:
-    publisher.send(PRESS, {"state": "running", "temp_c": 91.5})
-    publisher.send(PRESS, {"state": "running", "temp_c": 92.0})
+    publisher.send(PRESS, {"state": "down", "fault": "E17"})
+    publisher.send(PRESS, {"state": "down", "fault": "E18"})
     orders = poll(lambda: [a for a in store.actions() if a["count"] >= 2], 5.0, "work order x2")
     assert [(o["kind"], o["subject"], o["params"]["task"]) for o in orders] == [
-        ("work_order", "press-01", "check cooling and lubrication")
+        ("work_order", "press-01", "repair")
     ]
     alerts = store.alerts()
     assert [(a["severity"], a["rule_id"], a["status"]) for a in alerts] == [
-        ("warning", "overheating", "firing")
+        ("critical", "machine-down", "firing")
     ]
-    assert "92.0 °C" in alerts[0]["message"]
+    assert "fault E18" in alerts[0]["message"]
 
 
 def test_bad_payloads_become_dead_letters_and_the_daemon_goes_on(
@@ -272,3 +272,15 @@ def test_a_reorder_cancelled_by_hand_stops_counting_as_on_order(
         assert second["id"] != first["id"]
     finally:
         agent.kill()
+
+
+def test_a_work_order_done_over_mqtt_reaches_the_machine_fact(
+    agent: AgentProcess, store: Store, publisher: Publisher
+) -> None:
+    publisher.send(PRESS, {"state": "down", "fault": "E17"})
+    (order,) = poll(lambda: store.actions("open"), 5.0, "the repair work order")
+    command = {"command": "done", "id": order["id"], "by": "anna"}
+    publisher.send("factory/plant1/agent/command", command)
+    closed = agent.wait_for("work_order_closed", timeout=5)
+    assert (closed["machine"], closed["service"], closed["id"]) == ("press-01", False, order["id"])
+    assert store.find("action", order["id"])["status"] == "done"  # type: ignore[index]

@@ -87,8 +87,8 @@ def test_metrics_count_messages_dead_letters_and_decisions(
     try:
         publisher.send(STOCK, {"on_hand": 12})
         publisher.send(STOCK, {"on_hand": 11})
-        publisher.send(PRESS, {"state": "running", "temp_c": 91.5})
-        publisher.send(PRESS, {"state": "running", "temp_c": 92.0})
+        publisher.send(PRESS, {"state": "down", "fault": "E17"})
+        publisher.send(PRESS, {"state": "down", "fault": "E17"})
         publisher.send(STOCK, b"not json")
     finally:
         publisher.close()

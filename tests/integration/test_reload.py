@@ -75,26 +75,26 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_an_edited_threshold_applies_within_two_seconds_and_a_broken_edit_keeps_the_old_rules(
     agent: AgentProcess, store: Store, publisher: Publisher, rules: Path
 ) -> None:
-    publisher.send(PRESS, {"state": "running", "temp_c": 75.0})  # limit 80: fine
+    publisher.send(PRESS, {"state": "running", "fault": "E17"})  # not a hydraulic fault (E4..)
     publisher.send(STOCK, {"on_hand": 12})  # in order after the telemetry: a marker
     poll(lambda: store.actions("open"), 5.0, "the reorder that marks the telemetry as handled")
     started = time.monotonic()
-    edit(rules / "maintenance.yaml", "temp_c > max_temp_c", "temp_c > max_temp_c - 10")
+    edit(rules / "maintenance.yaml", 'matches(fault, "^E4.*")', 'matches(fault, "^E[14].*")')
     orders = poll(lambda: work_orders(store), 2.0, "a work order under the edited rule")
     latency_s = time.monotonic() - started
-    assert orders[0]["rule_id"] == "overheating"
+    assert orders[0]["rule_id"] == "hydraulic-fault"
     reloaded = agent.wait_for("rules_reloaded", timeout=1)
     assert {r["hash"] for r in store.rule_sets()} == {reloaded["previous"], reloaded["rule_set"]}
 
-    edit(rules / "capacity.yaml", "state_minutes >= max_idle_minutes", "state_minutes >= max_idle")
+    edit(rules / "capacity.yaml", "idle_minutes >= max_idle_minutes", "idle_minutes >= max_idle")
     (alert,) = poll(lambda: reload_alerts(store), 3.0, "an alert about the refused edit")
-    assert "capacity.yaml:6: machine-idle: " in alert["message"]
+    assert "capacity.yaml:7: machine-idle: " in alert["message"]
     assert "unknown field 'max_idle'" in alert["message"]
     # The old rules (with the edited threshold) keep running.
-    publisher.send(PRESS.replace("press-01", "cnc-02"), {"state": "running", "temp_c": 65.0})
-    poll(lambda: len(work_orders(store)) == 2, 3.0, "a work order for cnc-02 (limit 70 - 10)")
+    publisher.send(PRESS.replace("press-01", "cnc-02"), {"state": "running", "fault": "E12"})
+    poll(lambda: len(work_orders(store)) == 2, 3.0, "a work order for cnc-02 (the edited match)")
 
-    edit(rules / "capacity.yaml", "state_minutes >= max_idle", "state_minutes >= max_idle_minutes")
+    edit(rules / "capacity.yaml", "idle_minutes >= max_idle", "idle_minutes >= max_idle_minutes")
     poll(lambda: not reload_alerts(store), 3.0, "the reload alert resolved: the rules load again")
     (resolved,) = store.alerts("resolved")
     assert resolved["rule_id"] == "rules-reload"

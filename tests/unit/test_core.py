@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.core import Core
-from agent.model import ActionDecision, AlertDecision, Decision, Message, Value
+from agent.model import ActionClosed, ActionDecision, AlertDecision, Decision, Message, Value
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.world.masterdata import load_masterdata
@@ -83,7 +83,8 @@ def test_an_open_reorder_counts_as_on_order_so_later_counts_ask_nothing_more(cor
 
 
 def test_hot_machine_asks_for_a_work_order_and_warns(core: Core) -> None:
-    decisions = core.process([telemetry("press-01", state="running", temp_c=85.25)])
+    assert core.process([telemetry("press-01", state="running", temp_c=85.25)]) == []
+    decisions = core.tick(T0 + timedelta(minutes=5))  # hot on average for `for: 5m`
     (order,) = actions(decisions)
     assert (order.kind, order.subject, order.params["task"], order.params["priority"]) == (
         "work_order",
@@ -92,14 +93,17 @@ def test_hot_machine_asks_for_a_work_order_and_warns(core: Core) -> None:
         "high",
     )
     (alert,) = alerts(decisions)
-    assert alert.message == "press-01 at 85.2 °C (limit 80 °C)"
+    assert alert.message == "press-01 at 85.2 °C on average (limit 80 °C)"
     assert alert.severity == "warning"
     assert alert.dedup_key == "overheating/plant1/press-01"
 
 
 def test_metrics_are_remembered_between_partial_telemetry(core: Core) -> None:
     core.process([telemetry("press-01", state="running", temp_c=85)])
-    decisions = core.process([telemetry("press-01", 1, vibration_mm_s=2.0)])
+    core.process([telemetry("press-01", 1, vibration_mm_s=2.0)])
+    fact = core.world.get("machine/plant1/press-01")
+    assert fact is not None and (fact.fields["temp_c"], fact.fields["state"]) == (85, "running")
+    decisions = core.tick(T0 + timedelta(minutes=5))
     assert [d.rule_id for d in actions(decisions)] == ["overheating"]
 
 
@@ -126,9 +130,12 @@ def test_idle_capacity_after_max_idle_minutes(core: Core) -> None:
     assert (idle.kind, idle.subject, idle.params["note"]) == (
         "idle_capacity",
         "cnc-02",
-        "idle for 21 min",
+        "idle for 21 min in the early shift",
     )
-    assert actions(core.process([telemetry("cnc-02", 22, state="running")])) == []
+    running = core.process([telemetry("cnc-02", 22, state="running")])
+    assert actions(running) == []
+    closed = [d for d in running if isinstance(d, ActionClosed)]
+    assert [c.dedup_key for c in closed] == [idle.dedup_key]
 
 
 def test_an_older_message_does_not_overwrite_newer_state(core: Core) -> None:

@@ -152,7 +152,7 @@ def _duplicate_id(name: str, which: int) -> str:
 
 
 def _type_mismatch(name: str, which: int) -> str:
-    return BASE.replace("temp_c > max_temp_c", f'temp_c > "{name}"', 1)
+    return BASE.replace("> max_temp_c", f'> "{name}"', 1)
 
 
 def _undefined_alias(name: str, which: int) -> str:

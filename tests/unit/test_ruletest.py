@@ -164,3 +164,11 @@ def test_pending_resolved_notified_and_published_can_be_expected(
     path = write(tmp_path, HOT_TESTS, rules=HOT_RULE)
     run = run_tests([path], [], masterdata)
     assert run.ok, "\n".join(report(run))
+
+
+def test_the_shipped_24_hour_two_shift_day_runs_in_under_a_second(masterdata: MasterData) -> None:
+    shifts = ROOT / "rules/tests/shifts_test.yaml"
+    run = run_tests([shifts], [ROOT / "rules"], masterdata)
+    assert run.ok, "\n".join(report(run))
+    assert run.seconds < 1.0
+    print(f"24 h two-shift test file: {run.seconds * 1000:.0f} ms")
