@@ -7,46 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 
 from agent.store.repository import Store
 from tests.support.agent_process import REPO, AgentProcess, write_config
+from tests.support.live import PRESS, STOCK, Publisher, poll
 from tests.support.mosquitto import Mosquitto
-
-STOCK = "factory/plant1/stock/BRG-6204"
-PRESS = "factory/plant1/machine/press-01/telemetry"
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until `check()` is truthy or the deadline passes (no sleeping as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {result!r})")
-        time.sleep(0.02)
-
-
-class Publisher:
-    def __init__(self, broker: Mosquitto) -> None:
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-publisher")
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: Any) -> None:
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.client.publish(topic, raw, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture
@@ -62,20 +31,6 @@ def agent(broker: Mosquitto, tmp_path: Path) -> Iterator[AgentProcess]:
     process.wait_for("mqtt_subscribed", timeout=15)
     yield process
     process.kill()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path}/agent.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
-    sender = Publisher(broker)
-    yield sender
-    sender.close()
 
 
 def test_low_stock_opens_one_reorder_within_two_seconds_and_stays_single(

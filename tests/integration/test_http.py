@@ -15,8 +15,8 @@ import pytest
 from agent.adapters.http import HealthServer
 from agent.health import CheckResult
 from agent.metrics import Metrics
-from tests.integration.test_daemon import PRESS, STOCK, Publisher, poll
 from tests.support.agent_process import AgentProcess, write_config
+from tests.support.live import PRESS, STOCK, Publisher, poll
 from tests.support.mosquitto import Mosquitto, free_port
 
 

@@ -8,18 +8,16 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from sqlalchemy import select
 
 from agent.store.repository import Store
 from agent.store.tables import outbox_table
-from tests.integration.test_daemon import Publisher, poll
 from tests.support.agent_process import REPO, AgentProcess, write_config
+from tests.support.live import Publisher, poll
 from tests.support.mosquitto import Mosquitto
 from tests.support.notify_servers import SmtpSink, WebhookSink
 
@@ -64,20 +62,6 @@ severity = ["critical"]
 def outbox_rows(store: Store) -> list[dict[str, Any]]:
     with store.engine.connect() as connection:
         return [dict(r) for r in connection.execute(select(outbox_table)).mappings()]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path}/agent.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
-    sender = Publisher(broker)
-    yield sender
-    sender.close()
 
 
 def test_100_alerts_arrive_once_each_with_the_agent_killed_twice_during_delivery(

@@ -16,8 +16,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from agent.store.repository import Store
-from tests.integration.test_daemon import PRESS, STOCK, Publisher, poll
 from tests.support.agent_process import REPO, AgentProcess, write_config
+from tests.support.live import PRESS, STOCK, Publisher, poll
 from tests.support.mosquitto import Mosquitto
 
 
@@ -42,20 +42,6 @@ def agent(broker: Mosquitto, tmp_path: Path, rules: Path) -> Iterator[AgentProce
     process.wait_for("mqtt_subscribed", timeout=15)
     yield process
     process.kill()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path}/agent.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
-    sender = Publisher(broker)
-    yield sender
-    sender.close()
 
 
 def work_orders(store: Store) -> list[dict[str, Any]]:

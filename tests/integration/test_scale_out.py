@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from agent.store.repository import Store
-from tests.integration.test_daemon import Publisher, poll
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.databases import database_url
+from tests.support.live import Publisher, poll
 from tests.support.mosquitto import Mosquitto
 
 SKUS = ("BRG-6204", "OIL-HLP46", "STL-2MM", "BLT-A42")

@@ -12,8 +12,8 @@ import paho.mqtt.client as paho
 from agent.simulator.factory import Factory
 from agent.world.masterdata import load_masterdata
 from tests.integration.test_cli import cli
-from tests.integration.test_daemon import poll
 from tests.support.agent_process import REPO
+from tests.support.live import poll
 from tests.support.mosquitto import Mosquitto
 
 START = "2026-11-02T06:00:00+00:00"
