@@ -61,6 +61,7 @@ T = TypeVar("T")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+SENDER_STOP_S = 1.0
 _OPENED = {
     "reorder": "reorder_opened",
     "work_order": "work_order_opened",
@@ -211,7 +212,9 @@ class Daemon:
                     synced = time.monotonic()
         finally:
             self.digests.stop()
-            self.sender.stop()
+            # A send cut short here is retried at the next start (at least once); waiting for a
+            # sender stuck on a locked database would overrun daemon.stop_timeout_s.
+            self.sender.stop(timeout=SENDER_STOP_S)
             scheduler.shutdown(wait=False)
             if watcher is not None:
                 watcher.stop()
