@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from agent.store.repository import Store
+from tests.support.live import poll
 from tests.support.mosquitto import Mosquitto
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -105,11 +106,5 @@ def tally(store: Store, sent: int, numbers: range) -> Tally:
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {result!r})")
-        time.sleep(0.1)  # polling the database with a deadline
+    """Poll the database with a deadline (every 0.1 s: it is shared with the agent)."""
+    return poll(check, timeout, what, every_s=0.1)
