@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -27,7 +28,9 @@ from agent.model import (
     NotifyDecision,
     OpenReorder,
     PublishDecision,
+    Value,
 )
+from agent.rulebook import expr
 from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
@@ -41,6 +44,20 @@ log = structlog.get_logger(__name__)
 EngineFactory = Callable[[EnginePlan], RuleEngine]
 # A scheduled rule over several aliases looks at every combination of facts: bound it.
 MAX_SCHEDULED_TUPLES = 100_000
+# Messages per engine round trip at most (`process_many`): a few ms of engine work.
+SEGMENT = 1000
+
+
+@dataclass(slots=True)
+class _Step:
+    """One fact a message changed: its key, the fact before and after (None: no change), and
+    what was decided before the rules (a receipt)."""
+
+    key: str
+    old: Fact | None
+    fact: Fact | None
+    first: list[Decision]
+    message: Message | None = None
 
 
 class Core:
@@ -53,9 +70,9 @@ class Core:
     ) -> None:
         self.world = WorldState(masterdata, stock_policy)
         self._engine_factory = engine_factory
-        self.ruleset = ruleset
-        self._rules: dict[str, Rule] = ruleset.by_id()
         self._engine = engine_factory(compile_rules(ruleset))
+        self._use(ruleset)
+        self._ahead: dict[str, Fact | None] = {}  # facts a later step of `_run` changes
         self.lifecycle = Lifecycle()
         self._changed: set[str] = set()  # fact keys changed since `take_changed()`
         self._crons: dict[str, Cron] = {}
@@ -63,37 +80,123 @@ class Core:
         self._set_schedules()
 
     def process(self, messages: Iterable[Message]) -> list[Decision]:
-        """Apply messages in order; return the decisions they caused, in order."""
+        """Apply messages in order; return the decisions they caused, in order.
+
+        One message at a time, the engine's answer awaited for each: the reference that
+        `process_many` must agree with. Raises the `EngineError` of a message the engine failed on.
+        """
         decisions: list[Decision] = []
         for message in messages:
-            if message.kind == "receipt":
-                receipt, fact = self.world.receive(message)
-                if receipt is not None:
-                    decisions.append(receipt)
-            else:
-                fact = self.world.apply(message)
-            if fact is None:
-                continue
-            decided = self._update(fact, fact.updated_at)
-            decisions.extend(decided)
-            self._book_reorders(decided)
+            result = self._run([self._apply(message)])[0]
+            if isinstance(result, EngineError):
+                raise result
+            decisions.extend(result)
         return decisions
 
     def process_many(self, messages: Sequence[Message]) -> list[list[Decision] | EngineError]:
         """`process` for a batch: one result per message, its decisions, or the EngineError the
-        engine failed with on its fact (the pipeline dead-letters that message, not the batch).
+        engine failed on for its fact (the pipeline dead-letters that message, not the batch).
 
-        Messages go through one at a time: the rule lifecycle, receipts and reorder booking
-        interleave with the engine per fact. (Feeding the engine the whole batch in one round
-        trip, as the worker's `update_many` allows, is left for the performance work.)
+        The same decisions as `process` message by message, with one engine round trip per
+        segment instead of one per message: see `_run`. A segment ends before a subject repeats,
+        so every fact in it is changed once and its state before and after is known.
         """
         results: list[list[Decision] | EngineError] = []
-        for message in messages:
-            try:
-                results.append(self.process([message]))
-            except EngineError as exc:
-                results.append(exc)
+        start = 0
+        while start < len(messages):
+            keys: set[str] = set()
+            end = start
+            while end < len(messages) and end - start < SEGMENT:
+                key = self.world.key_of(messages[end])
+                if key in keys or (end > start and messages[end].kind in self._first_only):
+                    break
+                keys.add(key)
+                end += 1
+            results.extend(self._run([self._apply(m) for m in messages[start:end]]))
+            start = end
         return results
+
+    def _apply(self, message: Message) -> _Step:
+        """A message into the world state (no rules yet): the fact before and after it."""
+        key = self.world.key_of(message)
+        old = self.world.get(key)
+        if message.kind == "receipt":
+            receipt, fact = self.world.receive(message)
+            return _Step(key, old, fact, [receipt] if receipt is not None else [], message)
+        return _Step(key, old, self.world.apply(message), [], message)
+
+    def _run(self, steps: list[_Step]) -> list[list[Decision] | EngineError]:
+        """The rules over facts the world changed in order, one engine round trip for all.
+
+        The engine takes the facts in order, so each answer is the one it gives one at a time.
+        The Python side sees each fact as it was at its step: a fact a later step changes is
+        read as it was before (`_ahead`). A reorder or work order booked at a step changes a fact
+        and is posted at once, as one at a time would; when that can change what the engine
+        answers for later steps (the booked fact is changed later in the segment, or a join
+        could pair it with a later fact), the later steps are posted again from the state
+        before them (`_rewind`), so their answers are exact.
+        """
+        posted = [i for i, step in enumerate(steps) if step.fact is not None]
+        answers = dict(
+            zip(
+                posted,
+                update_many(self._engine, [self._posting(steps[i]) for i in posted]),
+                strict=True,
+            )
+        )
+        self._ahead = {steps[i].key: steps[i].old for i in posted}
+        results: list[list[Decision] | EngineError] = []
+        try:
+            for index, step in enumerate(steps):
+                if step.fact is None:
+                    results.append(step.first)
+                    continue
+                self._ahead.pop(step.key, None)
+                answer = answers[index]
+                if isinstance(answer, EngineError):
+                    results.append(answer)
+                    continue
+                decided = self._after_update(step.fact, answer, step.fact.updated_at)
+                results.append(step.first + decided)
+                booked = self._book_reorders(decided)
+                if not booked:
+                    continue
+                if self._redo(steps[index + 1 :], booked) or self._joins:
+                    answers.update(self._rewind(steps, index + 1))
+        finally:
+            self._ahead = {}
+        return results
+
+    def _posting(self, step: _Step) -> tuple[str, Mapping[str, Value]]:
+        assert step.fact is not None
+        self._changed.add(step.key)
+        return step.key, step.fact.fields
+
+    def _redo(self, later: list[_Step], booked: set[str]) -> bool:
+        """Apply again the later steps whose fact a booking just changed; True if there were."""
+        redone = False
+        for step in later:
+            if step.key not in booked:
+                continue
+            assert step.message is not None and step.message.kind == "stock", step.key
+            step.old, step.fact = self.world.reapply(step.message, step.old)
+            self._ahead[step.key] = step.old
+            redone = True
+        return redone
+
+    def _rewind(self, steps: list[_Step], start: int) -> dict[int, list[Match] | EngineError]:
+        """Post `steps[start:]` again from the engine state before them: a booking came between."""
+        later = [i for i in range(start, len(steps)) if steps[i].fact is not None]
+        for i in later:
+            old = steps[i].old
+            if old is None:
+                self._engine.remove(steps[i].key)
+        update_many(
+            self._engine,
+            [(steps[i].key, old.fields) for i in later if (old := steps[i].old) is not None],
+        )
+        answers = update_many(self._engine, [self._posting(steps[i]) for i in later])
+        return dict(zip(later, answers, strict=True))
 
     def restore(self, facts: Iterable[Fact]) -> int:
         """Put saved facts back into the world and the engine without deciding anything: a
@@ -130,24 +233,27 @@ class Core:
             self._changed.add(fact.key)
             self._engine.update(fact.key, fact.fields)
 
-    def _book_reorders(self, decisions: list[Decision]) -> None:
+    def _book_reorders(self, decisions: list[Decision]) -> set[str]:
         """A reorder a rule opened is on order from now on, and a work order is open on its
         machine: the fact shows it at once. It is re-posted without deciding again:
-        bookkeeping, not a new observation."""
+        bookkeeping, not a new observation. Returns the keys of the facts it changed."""
+        booked: set[str] = set()
         for decision in decisions:
-            if isinstance(decision, ActionDecision) and decision.kind == "work_order":
+            if not isinstance(decision, ActionDecision):
+                continue
+            if decision.kind == "work_order":
                 fact = self.world.work_order_opened(
                     decision.site, decision.subject, decision.dedup_key
                 )
-                if fact is not None:
-                    self._changed.add(fact.key)
-                    self._engine.update(fact.key, fact.fields)
-            if not (isinstance(decision, ActionDecision) and decision.kind == "reorder"):
+            elif decision.kind == "reorder":
+                fact = self.world.reorder_opened(_open_reorder(decision))
+            else:
                 continue
-            fact = self.world.reorder_opened(_open_reorder(decision))
             if fact is not None:
+                booked.add(fact.key)
                 self._changed.add(fact.key)
                 self._engine.update(fact.key, fact.fields)
+        return booked
 
     def seed_work_orders(self, open_orders: Iterable[tuple[str, str, str]]) -> None:
         """Learn the store's open work orders, (site, machine, dedup key) (at start, to resync)."""
@@ -170,10 +276,25 @@ class Core:
         return decisions
 
     def tick(self, now: datetime) -> list[Decision]:
-        """What time alone changes at `now`: derived values, due `for` timers, schedules."""
+        """What time alone changes at `now`: derived values, due `for` timers, schedules.
+
+        A fact whose refresh changed no field a rule reads (`seen_s` when no rule reads it) is
+        kept, not re-evaluated: the rules would answer as before. The rest go to the engine in
+        one round trip.
+        """
         decisions: list[Decision] = []
-        for fact in self.world.refresh(now):
-            decisions.extend(self._update(fact, now, ticked=True))
+        steps: list[_Step] = []
+        for old, fact in self.world.refresh(now):
+            self._changed.add(fact.key)  # the snapshot keeps the refreshed values
+            if self._reads_change(old, fact):
+                steps.append(_Step(fact.key, old, fact, []))
+        answers = update_many(self._engine, [self._posting(step) for step in steps])
+        for step, answer in zip(steps, answers, strict=True):
+            if isinstance(answer, EngineError):
+                log.warning("tick_fact_failed", fact=step.key, error=str(answer))
+                continue
+            assert step.fact is not None
+            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
         for track in self.lifecycle.pending():
             rule = self._rules.get(track.rule_id)
             if rule is not None and track.due(rule, now):
@@ -181,6 +302,10 @@ class Core:
         decisions.extend(self._run_schedules(now))
         self._book_reorders(decisions)
         return decisions
+
+    def _reads_change(self, old: Fact, new: Fact) -> bool:
+        before, after = old.fields, new.fields
+        return any(before.get(name) != after.get(name) for name in self._read)
 
     def reload(self, ruleset: RuleSet, now: datetime | None = None) -> list[Decision]:
         """Swap to a new rule set: a new engine re-seeded from the world state.
@@ -191,7 +316,8 @@ class Core:
         """
         engine = self._engine_factory(compile_rules(ruleset))
         old_rules, old_engine = self._rules, self._engine
-        self._engine, self.ruleset, self._rules = engine, ruleset, ruleset.by_id()
+        self._engine = engine
+        self._use(ruleset)
         old_engine.close()
         kept = self.lifecycle.keep_only(self._rules)
         changed = {
@@ -208,9 +334,36 @@ class Core:
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
 
+    def _use(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self._rules: dict[str, Rule] = ruleset.by_id()
+        self._order = {rule.id: index for index, rule in enumerate(ruleset.rules)}
+        self._read = fields_read(ruleset)
+        # A booking can change another subject's answers only through a rule over two facts,
+        # and can book another subject only through such a rule.
+        joins = [
+            rule
+            for rule in ruleset.rules
+            if not rule.schedule and any(len(variant) > 1 for variant in rule.variants)
+        ]
+        self._joins = bool(joins)
+        books = {spec.kind for rule in joins for spec in rule.actions}
+        # Messages that must start a segment: a join could book their fact from an earlier step,
+        # and they change more than the fact (the reorder book, metric windows): see `_redo`.
+        self._first_only = frozenset(
+            ({"receipt"} if "reorder" in books else set())
+            | ({"telemetry"} if "work_order" in books else set())
+        )
+
     def _update(self, fact: Fact, at: datetime, ticked: bool = False) -> list[Decision]:
         self._changed.add(fact.key)
-        matches = self._engine.update(fact.key, fact.fields)
+        return self._after_update(fact, self._engine.update(fact.key, fact.fields), at, ticked)
+
+    def _after_update(
+        self, fact: Fact, matches: list[Match], at: datetime, ticked: bool = False
+    ) -> list[Decision]:
+        """Decide on the engine's answer for a changed fact, then recheck the tracked matches
+        the fact takes part in that the engine did not name."""
         seen: set[tuple[str, tuple[str, ...]]] = set()
         decisions = self._decide(matches, at, seen, ticked)
         for track in self.lifecycle.involving(fact.key):
@@ -222,10 +375,15 @@ class Core:
         return decisions
 
     def _facts(self, keys: Mapping[str, str]) -> dict[str, Fact] | None:
-        facts = {alias: self.world.get(key) for alias, key in keys.items()}
-        if any(fact is None for fact in facts.values()):
-            return None
-        return {alias: fact for alias, fact in facts.items() if fact is not None}
+        """The facts of a match as the current step sees them (see `_run`)."""
+        facts: dict[str, Fact] = {}
+        ahead = self._ahead
+        for alias, key in keys.items():
+            fact = ahead[key] if key in ahead else self.world.get(key)
+            if fact is None:
+                return None
+            facts[alias] = fact
+        return facts
 
     def _decide(
         self,
@@ -234,9 +392,16 @@ class Core:
         held: set[tuple[str, tuple[str, ...]]] | None = None,
         ticked: bool = False,
     ) -> list[Decision]:
-        """Decide on the engine's candidate matches; add the keys of those that hold to `held`."""
+        """Decide on the engine's candidate matches; add the keys of those that hold to `held`.
+
+        In rule-file order, then by the facts' keys: not in the engine's order, which depends on
+        the order it was given facts in (and so on how messages were batched).
+        """
         decisions: list[Decision] = []
         done: set[tuple[str, tuple[str, ...]]] = set()
+        if len(matches) > 1:
+            order = self._order
+            matches = sorted(matches, key=lambda m: (order[m.rule_id], sorted(m.facts.items())))
         for match in matches:
             rule = self._rules.get(match.rule_id)
             facts = self._facts(match.facts)
@@ -344,6 +509,17 @@ class Core:
 
     def close(self) -> None:
         self._engine.close()
+
+
+def fields_read(ruleset: RuleSet) -> frozenset[str]:
+    """Every fact field a rule's conditions or `resolve_when` read, of any alias."""
+    names = {"kind"}
+    for rule in ruleset.rules:
+        nodes = [c.expr for variant in rule.variants for c in variant]
+        if rule.resolve_when is not None:
+            nodes.append(rule.resolve_when)
+        names.update(field.name for node in nodes for field in expr.fields(node))
+    return frozenset(names)
 
 
 def _open_reorder(decision: ActionDecision) -> OpenReorder:

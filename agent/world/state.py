@@ -107,6 +107,19 @@ class WorldState:
             return None
         return self._rederive(reorder.site, reorder.sku)
 
+    def reapply(self, message: Message, before: Fact | None) -> tuple[Fact | None, Fact | None]:
+        """A stock count applied again on its fact as it was before it, with the reorders booked
+        since: (that fact, the new fact). A count changes nothing but its fact, so this is the
+        state of applying it after the booking."""
+        assert message.kind == "stock"
+        key = self.key_of(message)
+        if before is None:
+            self._facts.pop(key, None)
+        else:
+            self._replace(before)
+            before = self._rederive(message.site, message.subject) or before
+        return before, self.apply(message)
+
     def seed_reorders(
         self, reorders: Iterable[OpenReorder], receipts: Iterable[AppliedReceipt] = ()
     ) -> list[Fact]:
@@ -132,9 +145,15 @@ class WorldState:
         )
         return None if fresh is None else self._replace(fresh)
 
-    def refresh(self, now: datetime) -> list[Fact]:
-        """Recompute time-derived values (state minutes, ...) at `now`; return changed facts."""
-        changed: list[Fact] = []
+    def key_of(self, message: Message) -> str:
+        """The key of the fact a message changes (a receipt changes its SKU's stock fact)."""
+        kind = "machine" if message.kind == "telemetry" else "stock"
+        return f"{kind}/{message.site}/{message.subject}"
+
+    def refresh(self, now: datetime) -> list[tuple[Fact, Fact]]:
+        """Recompute time-derived values (state minutes, ...) at `now`; return the facts that
+        changed, before and after."""
+        changed: list[tuple[Fact, Fact]] = []
         for fact in list(self._facts.values()):
             if fact.kind == "stock":
                 fresh = refresh_stock(fact, now)
@@ -142,7 +161,7 @@ class WorldState:
                 calendar = self._masterdata.calendar(fact.subject)
                 fresh = refresh_machine(fact, now, calendar, self._windows.get(fact.key))
             if fresh is not None:
-                changed.append(self._replace(fresh))
+                changed.append((fact, self._replace(fresh)))
         return changed
 
     def work_order_opened(self, site: str, machine: str, dedup_key: str) -> Fact | None:

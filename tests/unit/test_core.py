@@ -147,7 +147,7 @@ def test_an_older_message_does_not_overwrite_newer_state(core: Core) -> None:
 
 def test_time_alone_moves_state_minutes(core: Core) -> None:
     core.process([telemetry("cnc-02", 0, state="idle")])
-    (fact,) = core.world.refresh(T0 + timedelta(minutes=25))
+    ((_, fact),) = core.world.refresh(T0 + timedelta(minutes=25))
     assert fact.fields["state_minutes"] == 25
     assert core.world.refresh(T0 + timedelta(minutes=25)) == []
 

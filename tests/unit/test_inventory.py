@@ -195,7 +195,7 @@ def test_stale_count_holds_after_a_day_without_counts(core: Core) -> None:
     # refreshed fact.
     core.process([stock("BRG-6204", 100)])
     rule = core.ruleset.by_id()["stale-count"]
-    (fresh,) = core.world.refresh(T0 + timedelta(hours=23))
+    ((_, fresh),) = core.world.refresh(T0 + timedelta(hours=23))
     assert not conditions_hold(rule, {"stock": fresh})
-    (stale,) = core.world.refresh(T0 + timedelta(hours=24, minutes=5))
+    ((_, stale),) = core.world.refresh(T0 + timedelta(hours=24, minutes=5))
     assert conditions_hold(rule, {"stock": stale})
