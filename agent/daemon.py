@@ -29,6 +29,7 @@ from agent.core import Core, EngineFactory
 from agent.errors import EngineError, RuleError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
 from agent.machinesync import sync_work_orders, work_order_closed
+from agent.memory import release_free_memory
 from agent.metrics import Metrics, count_messages
 from agent.model import (
     AlertDecision,
@@ -183,6 +184,8 @@ class Daemon:
             return 0
         self.pipeline.core.restore(restored)
         log.info("world_restored", facts=len(restored))
+        del restored
+        release_free_memory()  # the master data's parse and the snapshot's rows are done with
         open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
         log.info("reorders_loaded", open=open_reorders)
         sync_work_orders(self.pipeline.core, self.store, None, datetime.now(UTC))

@@ -6,7 +6,9 @@ Parsed from YAML text with line numbers, so every problem reads `file:line: subj
 from __future__ import annotations
 
 import difflib
+import gc
 import math
+import pickle
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.errors import MasterDataError
+from agent.memory import release_free_memory
 from agent.model import Scalar, Value
 from agent.world.shifts import ShiftCalendar, parse_calendars
 
@@ -278,6 +281,16 @@ def load_masterdata(items_path: Path, machines_path: Path) -> MasterData:
     log.info(
         "masterdata_loaded", items=len(items), machines=len(machines), calendars=len(calendars)
     )
+    # Parsing 10k items peaks at about 80 MB of YAML nodes (some in reference cycles), and the
+    # 12 MB of tables left are spread over the allocator's arenas among the freed nodes, which
+    # keeps those arenas from going back to the system. Rebuilt from a pickle once the parse's
+    # objects are all gone, the tables sit in fresh arenas: RSS about 60 MB lower for 10k items.
+    blob = pickle.dumps((items, machines), protocol=pickle.HIGHEST_PROTOCOL)
+    del items, machines
+    gc.collect()
+    items, machines = pickle.loads(blob)
+    del blob
+    release_free_memory()
     return MasterData(items, machines, calendars)
 
 
