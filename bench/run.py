@@ -160,7 +160,8 @@ def py_spy(pid: int, output: Path | None) -> subprocess.Popen[bytes] | None:
         return None
     spy = subprocess.Popen(
         [
-            *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)),
+            *(str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses"),
+            *("--pid", str(pid)),
             *("--format", "raw", "--output", str(output), "--rate", "50"),
         ],
         stdout=subprocess.DEVNULL,

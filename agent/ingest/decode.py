@@ -116,7 +116,7 @@ def _validate(kind: MessageKind, payload: dict[str, object], fields: dict[str, V
             )
         if problem is not None:
             problems.append(problem)
-        elif isinstance(value, str | int | float):  # bool is an int; None means absent
+        elif isinstance(value, (str, int, float)):  # bool is an int; None means absent
             fields[name] = value
     for name, spec in schema.items():
         if spec.required and payload.get(name) is None:
@@ -130,7 +130,7 @@ def _check(name: str, value: object, spec: FieldSpec) -> str | None:
         return None  # absent; `_validate` reports it if it is required
     if spec.type == "number" or spec.type == "integer":
         problem = _check_number(name, value, integer=spec.type == "integer")
-        if problem is not None or not isinstance(value, int | float):
+        if problem is not None or not isinstance(value, (int, float)):
             return problem
         if spec.minimum is not None and value < spec.minimum:
             return f"field {_quote(name)}: must be >= {spec.minimum:g}, got {_number(value)}"
@@ -197,7 +197,7 @@ def _timestamp(value: object) -> datetime | str:
     """The UTC time `value` stands for, or what is wrong with it."""
     if isinstance(value, str):
         return _iso_timestamp(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return _expected("ts", "ISO 8601 text or epoch seconds", value)
     if isinstance(value, float) and not math.isfinite(value):
         return f"field 'ts': expected a finite number, got {_describe(value)}"
@@ -239,7 +239,7 @@ def _describe(value: object) -> str:
         return f"string {_quote(value)}"
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return f"number {_number(value)}"
     return "an object" if isinstance(value, dict) else "an array"
 

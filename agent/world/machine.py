@@ -209,7 +209,7 @@ def _is_metric(name: str, value: Value) -> bool:
 
 
 def _is_number(value: Value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _number(value: Value, default: float) -> float:

@@ -45,7 +45,7 @@ class StockPolicy:
 
 
 def _number(value: Value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
