@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
+from datetime import UTC, datetime
 from typing import Any
 
 import durable_rules_engine
@@ -10,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.decisions.build import conditions_hold
+from agent.model import Fact
 from agent.rulebook import engine as engine_module
 from agent.rulebook.compiler import compile_rules
 from agent.rulebook.engine import DurableEngine, Match
@@ -76,6 +81,62 @@ def test_joins_match_on_either_side_and_forget_retracted_facts() -> None:
     assert Match("spare", {"m": "machine/p/press", "s": "stock/p/BRG"}) in fired
     engine.update("machine/p/press", {"kind": "machine", "state": "running", "line": "A"})
     assert engine.update("stock/p/BRG", {"kind": "stock", "on_hand": 0, "sku": "BRG"}) == []
+
+
+def test_the_engine_holds_only_facts_a_join_could_match() -> None:
+    """Rules over one fact need nothing stored; a join needs only facts that pass their own
+    alias's terms (here: down machines, any machine for `same-line`'s `b`, empty stock)."""
+    engine = DurableEngine(compile_rules(ruleset(LOW_STOCK + JOIN.removeprefix("rules:\n"))))
+    for n in range(50):
+        engine.update(f"stock/p/S{n}", {"kind": "stock", "on_hand": 5 + n, "sku": f"S{n}"})
+    assert engine.held() == 0
+    engine.update("stock/p/S3", {"kind": "stock", "on_hand": 0, "sku": "S3"})
+    engine.update("machine/p/M1", {"kind": "machine", "state": "running", "line": "A"})
+    assert engine.held() == 2  # S3 is out; M1 may be `same-line`'s `b`
+    fired = engine.update("machine/p/M2", {"kind": "machine", "state": "down", "line": "A"})
+    assert Match("spare", {"m": "machine/p/M2", "s": "stock/p/S3"}) in fired
+    engine.update("stock/p/S3", {"kind": "stock", "on_hand": 8, "sku": "S3"})
+    assert engine.held() == 2  # S3 left the join's store; M1 and M2 are held
+    again = engine.update("machine/p/M2", {"kind": "machine", "state": "down", "line": "A"})
+    assert [m for m in again if m.rule_id == "spare"] == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_joins_never_miss_a_tuple_python_says_matches(seed: int) -> None:
+    rules = ruleset(LOW_STOCK + JOIN.removeprefix("rules:\n"))
+    engine = DurableEngine(compile_rules(rules))
+    rng = random.Random(seed)
+    facts: dict[str, Fact] = {}
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(400):
+        if rng.random() < 0.5:
+            name = f"M{rng.randrange(4)}"
+            fields: dict[str, Any] = {
+                "kind": "machine",
+                "machine": name,
+                "state": rng.choice(["running", "down"]),
+                "line": rng.choice(["A", "B"]),
+                "temp_c": rng.choice([20, 40, 60]),
+                "spare_parts": rng.sample(["S0", "S1", "S2"], 2),
+            }
+            fact = Fact("machine", "p", name, fields, at)
+        else:
+            name = f"S{rng.randrange(3)}"
+            fields = {"kind": "stock", "sku": name, "on_hand": rng.choice([0, 0.5, 3, 20])}
+            fields |= {"on_order": 0, "reorder_point": 5}
+            fact = Fact("stock", "p", name, fields, at)
+        facts[fact.key] = fact
+        found = {
+            (m.rule_id, tuple(sorted(m.facts.items()))) for m in engine.update(fact.key, fields)
+        }
+        for rule in rules.rules:
+            aliases = [c.alias for c in rule.conditions]
+            for combo in itertools.product(facts.values(), repeat=len(aliases)):
+                tuple_ = dict(zip(aliases, combo, strict=True))
+                if fact not in combo or not conditions_hold(rule, tuple_):
+                    continue
+                keys = tuple(sorted((a, f.key) for a, f in tuple_.items()))
+                assert (rule.id, keys) in found, (rule.id, keys)
 
 
 def test_values_the_engine_cannot_take_are_not_posted() -> None:
