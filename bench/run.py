@@ -116,15 +116,18 @@ def ceiling(port: int, count: int, seed: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (an engine worker, if any), in MB."""
-    total, pending = 0, [pid]
+    """Resident memory of a process and its children (an engine worker, if any), in MB; each
+    process's share is printed."""
+    total, pending, shares = 0, [pid], []
     while pending:
         current = pending.pop()
         for line in Path(f"/proc/{current}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
+                shares.append(f"{current}: {int(line.split()[1]) / 1024:.0f} MB")
         for task in Path(f"/proc/{current}/task").iterdir():
             pending.extend(int(c) for c in (task / "children").read_text().split())
+    print(f"    RSS {', '.join(shares)}", flush=True)
     return total / 1024
 
 

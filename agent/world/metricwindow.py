@@ -1,25 +1,32 @@
 """A sliding time window over one machine metric: its mean and its least-squares trend per hour.
 
-Running sums make adding and expiring a sample O(1); the newest sample is never expired, so a
-silent sensor keeps its last value (no data is not a change).
+Samples are kept as sums per time bucket (a twentieth of the window), not one by one: memory is
+bounded by the window's length, not by how often a gateway sends (1,000 machines sending every
+second used to keep up to 2,000 samples per window, about 1.3 GB). Mean and least-squares slope
+need only the sums, so they are exact over the samples kept; the window's old edge moves a
+bucket at a time (a sample leaves when every sample of its bucket is older than the window).
+The newest bucket is never expired, so a silent sensor keeps its last value (no data is not a
+change).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 
 _HOUR_S = 3600.0
-MAX_SAMPLES = 2000  # a chatty gateway cannot grow a window without bound
+BUCKETS = 20
+# A bucket: its number, the time of its newest sample, then n, Σt, Σv, Σt², Σtv of its samples.
+_WIDTH = 7
 
 
 @dataclass
 class Window:
-    """Samples (seconds since `origin`, value) of the last `span_s` seconds."""
+    """Sums of the samples (hours since `origin`, value) of the last `span_s` seconds."""
 
     span_s: float
     origin: float | None = None
-    samples: deque[tuple[float, float]] = field(default_factory=deque)
+    buckets: array[float] = field(default_factory=lambda: array("d"))
     _n: float = 0.0
     _t: float = 0.0
     _v: float = 0.0
@@ -27,21 +34,34 @@ class Window:
     _tv: float = 0.0
 
     def add(self, at_s: float, value: float) -> None:
-        if self.origin is None or not self.samples:
+        buckets = self.buckets
+        if self.origin is None or not buckets:
             self.origin = at_s
             self._reset()
-        t = (at_s - self.origin) / _HOUR_S
-        self.samples.append((t, value))
-        self._sum(t, value, 1.0)
-        if len(self.samples) > MAX_SAMPLES:
+        elapsed = at_s - self.origin
+        number = float(int(elapsed * BUCKETS // self.span_s)) if self.span_s > 0 else 0.0
+        t = elapsed / _HOUR_S
+        sums = (1.0, t, value, t * t, t * value)
+        if buckets and buckets[-_WIDTH] >= number:  # the newest bucket (samples come in order)
+            last = len(buckets) - _WIDTH
+            buckets[last + 1] = t
+            for offset, amount in enumerate(sums, start=2):
+                buckets[last + offset] += amount
+        else:
+            buckets.extend((number, t, *sums))
+        self._sum(sums, 1.0)
+        if len(buckets) > _WIDTH * (BUCKETS + 1):
             self._drop()
 
     def expire(self, now_s: float) -> None:
         if self.origin is None:
             return
         oldest = (now_s - self.span_s - self.origin) / _HOUR_S
-        while len(self.samples) > 1 and self.samples[0][0] < oldest:
+        while len(self.buckets) > _WIDTH and self.buckets[1] < oldest:
             self._drop()
+
+    def samples(self) -> int:
+        return round(self._n)
 
     def mean(self) -> float | None:
         return self._v / self._n if self._n > 0 else None
@@ -56,15 +76,19 @@ class Window:
         return (self._n * self._tv - self._t * self._v) / spread
 
     def _drop(self) -> None:
-        t, value = self.samples.popleft()
-        self._sum(t, value, -1.0)
+        first = self.buckets[2:_WIDTH]
+        del self.buckets[:_WIDTH]
+        self._sum(tuple(first), -1.0)
+        if not self.buckets:
+            self._reset()
 
-    def _sum(self, t: float, value: float, sign: float) -> None:
-        self._n += sign
+    def _sum(self, sums: tuple[float, ...], sign: float) -> None:
+        n, t, v, tt, tv = sums
+        self._n += sign * n
         self._t += sign * t
-        self._v += sign * value
-        self._tt += sign * t * t
-        self._tv += sign * t * value
+        self._v += sign * v
+        self._tt += sign * tt
+        self._tv += sign * tv
 
     def _reset(self) -> None:
         self._n = self._t = self._v = self._tt = self._tv = 0.0

@@ -11,7 +11,7 @@ from agent.errors import MasterDataError
 from agent.model import Fact, Message, Value
 from agent.world.machine import MetricWindows, machine_fact, refresh_machine, serviced
 from agent.world.masterdata import parse_machine_calendars, parse_machines
-from agent.world.metricwindow import Window
+from agent.world.metricwindow import BUCKETS, Window
 from agent.world.shifts import ShiftCalendar, parse_calendars
 
 MONDAY_6 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -220,3 +220,25 @@ machines:
     ok = text.replace("nights", "day")
     calendars = parse_machine_calendars(ok, "machines.yaml", parse_machines(ok, "machines.yaml"))
     assert calendars["day"].shift_at(datetime(2026, 3, 2, 8, tzinfo=UTC)) is not None
+
+
+def test_a_window_keeps_sums_per_bucket_not_every_sample() -> None:
+    """A gateway sending every second for three hours: the window's memory stays bounded, the
+    trend of a straight line is its slope, and the mean is that of the samples of the last
+    window give or take one bucket at the old edge."""
+    window = Window(600.0)
+    values = {}
+    for second in range(3 * 3600):
+        value = 50.0 + 0.01 * second  # 36 per hour
+        values[second] = value
+        window.add(float(second), value)
+        window.expire(float(second))
+    assert len(window.buckets) <= 7 * (BUCKETS + 1)
+    assert window.slope_per_hour() == pytest.approx(36.0)
+    now = 3 * 3600 - 1
+    exact = [v for s, v in values.items() if s >= now - 600]
+    longer = [v for s, v in values.items() if s >= now - 600 - 600 / BUCKETS]
+    mean = window.mean()
+    assert mean is not None
+    assert sum(longer) / len(longer) <= mean <= sum(exact) / len(exact)
+    assert len(exact) <= window.samples() <= len(longer)
