@@ -7,13 +7,15 @@ batch retried; a fact that stops the worker twice on its own is quarantined (an 
 
 from __future__ import annotations
 
-import multiprocessing
+import importlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 import structlog
@@ -74,6 +76,17 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
             return
 
 
+def child_main() -> None:
+    """The worker process's entry (`python -c ...`): the connection's descriptor and the serve
+    function are on the command line; the plan and logging come first over the connection."""
+    conn = Connection(int(sys.argv[1]))
+    paths, plan, log_level, log_format = conn.recv()
+    sys.path[:] = paths
+    module, _, name = sys.argv[2].partition(":")
+    target = getattr(importlib.import_module(module), name)
+    target(conn, plan, log_level, log_format)
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker when the daemon dies, even if the worker hangs and never
     reads the closed pipe (elsewhere, EOF on the pipe is all there is)."""
@@ -114,9 +127,8 @@ class ProcessEngine:
         self._on_fault = on_fault
         self._log = (log_level, log_format)
         self._target = target
-        self._context = multiprocessing.get_context("spawn")
         self._held: dict[str, dict[str, Any]] = {}  # what the worker holds, to re-seed a new one
-        self._process: BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self.restarts = 0
         self._start()
@@ -172,10 +184,9 @@ class ProcessEngine:
         except (OSError, EOFError):
             pass
         conn.close()
-        process.join(2.0)
-        if process.is_alive():
+        if not _ended(process, 2.0):
             process.kill()
-            process.join(2.0)
+            _ended(process, 2.0)
         log.info("engine_worker_stopped", pid=process.pid)
 
     # -- inside -------------------------------------------------------------------------------
@@ -229,32 +240,39 @@ class ProcessEngine:
                 raise WorkerLost(f"no answer within {self._deadline_s:g} s")
             status, answer = conn.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
-            process.join(1.0)
+            _ended(process, 1.0)
             raise WorkerLost(f"the worker died ({_exit_reason(process)})") from exc
         if status != "ok":
             raise WorkerLost(f"unexpected answer {status!r}")
         return answer
 
     def _start(self) -> None:
-        parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=self._target,
-            args=(child, self._plan, *self._log),
-            name="factory-agent-engine",
-            daemon=True,
-        )
+        """A new worker: a plain child process on one end of a socket pair.
+
+        Not a multiprocessing `Process`: its spawn start also starts multiprocessing's resource
+        tracker (another interpreter, 13 MB) and re-imports the daemon's main module.
+        """
+        parent_socket, child_socket = socket.socketpair()
+        target = f"{self._target.__module__}:{self._target.__qualname__}"
         started = time.monotonic()
-        process.start()
-        child.close()
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(child_socket.fileno()), target],
+            pass_fds=(child_socket.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        child_socket.close()
+        parent = Connection(parent_socket.detach())
         try:
+            parent.send((sys.path, self._plan, *self._log))
             ready = parent.poll(START_TIMEOUT_S)
             status, detail = parent.recv() if ready else ("timeout", "")
         except (EOFError, OSError):
+            _ended(process, 2.0)
             status, detail = "died", _exit_reason(process)
         if status != "ready":
             parent.close()
             process.kill()
-            process.join(2.0)
+            _ended(process, 2.0)
             if status == "refused":
                 raise EngineError(str(detail))
             raise EngineError(f"the rule engine worker did not start: {status} {detail}".strip())
@@ -272,9 +290,9 @@ class ProcessEngine:
         if conn is not None:
             conn.close()
         if process is not None:
-            if process.is_alive():
+            if process.poll() is None:
                 process.kill()
-            process.join(5.0)
+            _ended(process, 5.0)
 
     def _restart(self) -> None:
         """A new worker, seeded with what the old one held (matches discarded: no re-firing)."""
@@ -303,8 +321,20 @@ class ProcessEngine:
         self._on_fault(event, reason, context)
 
 
-def _exit_reason(process: BaseProcess) -> str:
-    code = process.exitcode
+_CHILD: Final = "from agent.rulebook.worker import child_main; child_main()"
+
+
+def _ended(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for the process to end; whether it did."""
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _exit_reason(process: subprocess.Popen[bytes]) -> str:
+    code = process.poll()
     if code is None:
         return "still running"
     if code < 0:
