@@ -285,7 +285,9 @@ class Core:
         decisions: list[Decision] = []
         steps: list[_Step] = []
         for old, fact in self.world.refresh(now):
-            self._changed.add(fact.key)  # the snapshot keeps the refreshed values
+            # Only these go to the snapshot too: the rest (seen_s, run seconds) are recomputed
+            # from the saved timestamps by the first tick after a restart, and writing all of
+            # them every tick (11k rows) stalled the next batch's commit.
             if self._reads_change(old, fact):
                 steps.append(_Step(fact.key, old, fact, []))
         answers = update_many(self._engine, [self._posting(step) for step in steps])
