@@ -5,9 +5,11 @@ SQLite gets WAL, a busy timeout, foreign keys, a chosen `synchronous` and `BEGIN
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -74,16 +76,31 @@ def _synchronous(setting: str) -> str:
     return level
 
 
+def json_text(value: Any) -> str:
+    """JSON columns (the fact snapshot, decisions' matched facts) written by orjson: the
+    snapshot of a batch's facts took 4% of the daemon's time with `json.dumps`. What orjson
+    cannot write (an integer beyond 64 bits) goes through `json.dumps`."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def _open_sqlite(url: URL, synchronous: str) -> Engine:
     if url.drivername not in ("sqlite", "sqlite+pysqlite"):
         raise StoreError(f"unsupported SQLite driver in {_shown(url)}: {_URL_HINT}")
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     if in_memory:
         # One connection for every user, or each would see its own empty database.
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=json_text,
+        )
     else:
         _make_parent_directory(url)
-        engine = create_engine(url)
+        engine = create_engine(url, json_serializer=json_text)
     _configure_sqlite(engine, synchronous)
     log.info("database_opened", backend="sqlite", url=_shown(url), synchronous=synchronous)
     return engine
@@ -127,7 +144,7 @@ def _open_postgresql(url: URL) -> Engine:
     if url.drivername != "postgresql+psycopg":
         raise StoreError(f"unsupported PostgreSQL driver in {_shown(url)}: {_URL_HINT}")
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=json_text)
     except ImportError as exc:
         raise StoreError(
             "PostgreSQL needs psycopg 3: pip install 'factory-agent[postgres]'"
