@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,17 +221,25 @@ class MqttSource:
         log.error("mqtt_publish_failed", topic=topic, qos=qos, error=paho.error_string(info.rc))
         return info
 
-    def publish_acknowledged(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool | None:
-        """Publish at QoS 1 while connected and wait for the broker's PUBACK: True when it came,
-        False if refused or not in time, None (nothing sent) while not connected."""
+    def publish_acknowledged(
+        self, messages: Sequence[tuple[str, bytes]], timeout: float = 5.0
+    ) -> list[bool | None]:
+        """Publish at QoS 1 while connected, all at once, then wait for every PUBACK within one
+        `timeout`: per message True when it came, False if refused or not in time, None (nothing
+        sent) while not connected."""
         if not self.connected:
-            return None
-        info = self.publish(topic, payload, qos=1)
-        try:
-            info.wait_for_publish(timeout)
-        except (RuntimeError, ValueError):
-            return False
-        return info.is_published()
+            return [None] * len(messages)
+        infos = [self.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + timeout
+        answers: list[bool | None] = []
+        for info in infos:
+            try:
+                info.wait_for_publish(max(deadline - time.monotonic(), 0.0))
+            except (RuntimeError, ValueError):
+                answers.append(False)
+                continue
+            answers.append(info.is_published())
+        return answers
 
     # -- network thread callbacks ---------------------------------------------------------------
 

@@ -24,7 +24,9 @@ log = structlog.get_logger(__name__)
 
 # (topic, JSON payload) -> True once the broker acknowledged it (QoS 1), False if it did not
 # in time, None when not connected (the row waits without counting an attempt).
-Publish = Callable[[str, bytes], bool | None]
+# Publish (topic, payload) pairs at QoS 1, all at once, and wait for the broker: one answer per
+# message, True acknowledged, False not in time, None not sent (not connected).
+Publish = Callable[[Sequence[tuple[str, bytes]]], list[bool | None]]
 SendFn = Callable[[str, str, str, str, str], Delivery]
 
 
@@ -63,8 +65,12 @@ class Sender:
             )
         if not claimed:
             return 0
-        tried = 0
-        for batch in self._batches(claimed):
+        batches = self._batches(claimed)
+        publications = [batch[0] for batch in batches if batch[0].channel == MQTT]
+        tried = self._publish_rows(publications)
+        for batch in batches:
+            if batch[0].channel == MQTT:
+                continue
             if self._stop.is_set():
                 with self._engine.begin() as connection:
                     self.outbox.release(connection, [due.id for due in batch])
@@ -97,9 +103,6 @@ class Sender:
         batch = [d for d in batch if d not in stale]
         if not batch:
             return 0
-        first = batch[0]
-        if first.channel == MQTT:
-            return self._publish_row(first)
         delivery = self._send_batch(batch)
         ids = [due.id for due in batch]
         with self._engine.begin() as connection:
@@ -124,28 +127,33 @@ class Sender:
         notification_id = "+".join(due.dedup_key for due in batch[:5])
         return self._send(first.channel, url, title, body, notification_id)
 
-    def _publish_row(self, due: Due) -> int:
-        if self._publish is None or due.topic is None:
-            with self._engine.begin() as connection:
-                self.outbox.release(connection, [due.id])
+    def _publish_rows(self, rows: list[Due]) -> int:
+        """Publish the claimed MQTT rows together and wait for their PUBACKs, then record them in
+        one transaction: one publish, wait and commit per row kept a loaded broker's round trip
+        and an fsync per row, and the sender fell behind 40 probes a second under load."""
+        if not rows:
             return 0
-        acknowledged = self._publish(due.topic, due.body.encode())
-        if acknowledged is None:
-            with self._engine.begin() as connection:
-                self.outbox.release(connection, [due.id])
-            return 0
-        if not acknowledged:
-            # No PUBACK in time: try again later (QoS 1 is at least once anyway).
-            with self._engine.begin() as connection:
+        sendable = [due for due in rows if due.topic is not None]
+        answers: list[bool | None] = [None] * len(sendable)
+        if self._publish is not None and sendable and not self._stop.is_set():
+            answers = self._publish([(due.topic or "", due.body.encode()) for due in sendable])
+        sent = [due.id for due, answer in zip(sendable, answers, strict=True) if answer]
+        late = [due for due, answer in zip(sendable, answers, strict=True) if answer is False]
+        waiting = [due.id for due, answer in zip(sendable, answers, strict=True) if answer is None]
+        waiting += [due.id for due in rows if due.topic is None]
+        with self._engine.begin() as connection:
+            if sent:
+                self.outbox.mark_sent(connection, sent)
+            for due in late:  # no PUBACK in time: try again later (QoS 1 is at least once)
                 retry = self._retry_at([due], Delivery(False, "mqtt not acknowledged"))
                 self.outbox.mark_failed(
                     connection, [due.id], "mqtt publish not acknowledged", retry
                 )
-            return 1
-        with self._engine.begin() as connection:
-            self.outbox.mark_sent(connection, [due.id])
-        log.debug("mqtt_published", id=due.id, topic=due.topic)
-        return 1
+            if waiting:
+                self.outbox.release(connection, waiting)
+        if sent:
+            log.debug("mqtt_published", ids=sent)
+        return len(sent) + len(late)
 
     def _retry_at(self, batch: list[Due], delivery: Delivery) -> datetime | None:
         attempts = max(due.attempts for due in batch) + 1

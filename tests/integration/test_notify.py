@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -300,11 +300,11 @@ def test_publications_wait_while_mqtt_is_down_without_using_up_attempts(store: S
     broker_up: list[bool] = [False]
     published: list[tuple[str, dict[str, Any]]] = []
 
-    def publish(topic: str, payload: bytes) -> bool | None:
+    def publish(messages: Sequence[tuple[str, bytes]]) -> list[bool | None]:
         if not broker_up[0]:
-            return None
-        published.append((topic, json.loads(payload)))
-        return True
+            return [None] * len(messages)
+        published.extend((topic, json.loads(payload)) for topic, payload in messages)
+        return [True] * len(messages)
 
     rig.sender = Sender(store.engine, rig.outbox, publish=publish)
     alert = rig.fire("press-01")
