@@ -275,3 +275,24 @@ def test_publish_reaches_a_plain_subscriber(broker: Mosquitto, make_source: Sour
         b'{"id": 1}',
         1,
     )
+
+
+def test_many_publications_are_acknowledged_together_or_not_sent_while_offline(
+    broker: Mosquitto, make_source: SourceFactory
+) -> None:
+    arrived: queue.Queue[paho.MQTTMessage] = queue.Queue()
+    subscribed = threading.Event()
+    messages = [(f"factory/s1/agent/probe/{i}", f"{i}".encode()) for i in range(200)]
+    with plain_client(broker) as subscriber:
+        subscriber.on_message = lambda _client, _userdata, message: arrived.put(message)
+        subscriber.on_subscribe = lambda *_args: subscribed.set()
+        subscriber.subscribe("factory/s1/agent/#", qos=1)
+        assert subscribed.wait(DEADLINE_S)
+        source = make_source(subscriptions=[])
+        assert source.publish_acknowledged(messages) == [True] * 200
+        got = [arrived.get(timeout=DEADLINE_S).payload for _ in messages]
+    assert got == [payload for _, payload in messages]  # all of them, in order
+
+    broker.stop()
+    assert wait_until(lambda: not source.connected)
+    assert source.publish_acknowledged(messages[:3]) == [None, None, None]
