@@ -1,6 +1,6 @@
 """The bare ceiling: a paho subscriber that only decodes JSON and acknowledges (QoS 1, manual ack).
 
-    python bench/ceiling.py --port P --count N
+    python bench/ceiling.py --port P --count N [--mqtt5]
 
 Prints `ready` once subscribed, then one JSON line when N messages arrived: first, last, count.
 """
@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--topic", default="factory/#")
+    parser.add_argument("--mqtt5", action="store_true", help="MQTT 5, as the agent speaks")
     args = parser.parse_args()
     done, ready = threading.Event(), threading.Event()
     seen = {"count": 0, "first": 0.0, "last": 0.0}
@@ -35,7 +36,10 @@ def main() -> None:
             done.set()
 
     client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id="bench-ceiling", manual_ack=True
+        paho.CallbackAPIVersion.VERSION2,
+        client_id="bench-ceiling",
+        manual_ack=True,
+        protocol=paho.MQTTv5 if args.mqtt5 else paho.MQTTv311,
     )
     client.on_message = on_message
     client.on_subscribe = lambda *a: ready.set()

@@ -100,10 +100,13 @@ def publish(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def ceiling(port: int, count: int, seed: int) -> float:
+def ceiling(port: int, count: int, seed: int, mqtt5: bool = False) -> float:
     """Messages/s a bare subscriber receives from the same publisher: first publish to last."""
     sub = subprocess.Popen(
-        [sys.executable, str(BENCH / "ceiling.py"), "--port", str(port), "--count", str(count)],
+        [
+            *(sys.executable, str(BENCH / "ceiling.py"), "--port", str(port)),
+            *("--count", str(count), *(["--mqtt5"] if mqtt5 else [])),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -360,13 +363,18 @@ def main() -> None:
         print("bare ceiling ...", flush=True)
         bare = ceiling(broker.port, args.messages, seed=3)
         print(f"  {bare:,.0f} messages/s", flush=True)
+        print("bare ceiling, MQTT 5 ...", flush=True)
+        bare5 = ceiling(broker.port, args.messages, seed=3, mqtt5=True)
+        print(f"  {bare5:,.0f} messages/s", flush=True)
         print("daemon ...", flush=True)
         daemon_rows, rate = daemon_figures(args, broker.port, directory)
         rows.append(("bare ceiling, paho + json, QoS 1 (msg/s)", f"{bare:,.0f}", "", ""))
+        rows.append(("the same in MQTT 5, as the agent (msg/s)", f"{bare5:,.0f}", "", ""))
         rows += daemon_rows
         rows.append(
             ("end-to-end / ceiling", f"{rate / bare:.0%}", ">= 75%", verdict(rate >= 0.75 * bare))
         )
+        rows.append(("end-to-end / MQTT 5 ceiling", f"{rate / bare5:.0%}", "", ""))
         rows.append(
             ("end-to-end >= 10k msg/s", f"{rate:,.0f}", ">= 10,000", verdict(rate >= 10_000))
         )

@@ -235,6 +235,10 @@ class DurableEngine:
         """How many facts the join ruleset holds (the single one holds none)."""
         return len(self._posted)
 
+    def joined(self, key: str) -> bool:
+        """Whether the join ruleset holds the fact: its answers depend on other facts."""
+        return key in self._posted
+
     def close(self) -> None:
         self._posted.clear()
         self._key_of.clear()

@@ -37,7 +37,9 @@ CHUNK: Final = 5000
 
 # (event, reason, context): tell someone, outside the database; without a hook, it is logged.
 FaultHook = Callable[[str, str, dict[str, Any]], None]
-Served = list[tuple[str, tuple[tuple[str, str], ...]]] | str  # matches, or why the fact failed
+# Per fact: its matches (rule id, alias -> key pairs, variant) and whether a join holds it; or why
+# the fact failed.
+Served = tuple[list[tuple[str, tuple[tuple[str, str], ...], int]], bool] | str
 
 
 class WorkerLost(Exception):
@@ -106,7 +108,8 @@ def _serve_one(engine: Any, key: str, fields: Mapping[str, Any]) -> Served:
         matches = engine.update(key, fields)
     except EngineError as exc:
         return str(exc)
-    return [(match.rule_id, tuple(match.facts.items())) for match in matches]
+    answer = [(match.rule_id, tuple(match.facts.items()), match.variant) for match in matches]
+    return answer, engine.joined(key)
 
 
 class ProcessEngine:
@@ -128,6 +131,8 @@ class ProcessEngine:
         self._log = (log_level, log_format)
         self._target = target
         self._held: dict[str, dict[str, Any]] = {}  # what the worker holds, to re-seed a new one
+        # The answer for a fact no join holds: the same while its rule fields stay the same.
+        self._answers: dict[str, list[Match]] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self.restarts = 0
@@ -148,12 +153,27 @@ class ProcessEngine:
     def update_many(
         self, items: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> list[list[Match] | EngineError]:
-        """Replace many facts in one round trip; one result per fact, in order."""
+        """Replace many facts in one round trip; one result per fact, in order.
+
+        A fact whose rule fields are what the worker holds already, and that no join holds, is
+        answered here: the engine would answer as before (only joins depend on other facts).
+        Telemetry whose state did not change is most messages in a plant.
+        """
         wanted = [(key, self._wanted(fields)) for key, fields in items]
         if not wanted:
             return []
+        results: list[list[Match] | EngineError | None] = []
+        asked: list[tuple[str, dict[str, Any]]] = []
+        for key, fields in wanted:
+            known = self._answers.get(key)
+            if known is not None and self._held.get(key) == fields:
+                results.append(list(known))
+            else:
+                results.append(None)
+                asked.append((key, fields))
         try:
-            return self._apply(wanted, self._update_in_chunks(wanted))
+            answers = iter(self._apply(asked, self._update_in_chunks(asked)) if asked else [])
+            return [next(answers) if result is None else result for result in results]
         except WorkerLost as exc:
             self._fault("engine_worker_lost", str(exc), facts=len(wanted))
             self._restart()
@@ -161,6 +181,7 @@ class ProcessEngine:
         return [self._one_by_one(key, fields) for key, fields in wanted]
 
     def remove(self, key: str) -> None:
+        self._answers.pop(key, None)
         if self._held.pop(key, None) is None:
             return
         try:
@@ -202,10 +223,17 @@ class ProcessEngine:
         for (key, fields), answer in zip(items, served, strict=True):
             if isinstance(answer, str):
                 self._held.pop(key, None)  # the engine dropped the old fact before it failed
+                self._answers.pop(key, None)
                 results.append(EngineError(answer))
                 continue
+            found, joined = answer
             self._held[key] = fields
-            results.append([Match(rule_id, dict(facts)) for rule_id, facts in answer])
+            matches = [Match(rule_id, dict(facts), variant) for rule_id, facts, variant in found]
+            if joined:
+                self._answers.pop(key, None)
+            else:
+                self._answers[key] = matches
+            results.append(list(matches))
         return results
 
     def _one_by_one(self, key: str, fields: dict[str, Any]) -> list[Match] | EngineError:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Core
+from agent.core import Core, EngineFactory
 from agent.model import ActionDecision, Decision, Message, Value
+from agent.rulebook.engine import DurableEngine
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
+from agent.rulebook.worker import ProcessEngine
 from agent.world.masterdata import load_masterdata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +29,10 @@ SKUS = ["BRG-6204", "OIL-HLP46", "STL-2MM", "BLT-A42", "FLT-HYD10", "PPE-GLV-M"]
 MACHINES = ["press-01", "cnc-02", "weld-03"]
 
 
-def make_core() -> Core:
+def make_core(engine: EngineFactory = DurableEngine) -> Core:
     masterdata = load_masterdata(ROOT / "config/items.yaml", ROOT / "config/machines.yaml")
     schema = build_schema(masterdata.item_fields(), masterdata.machine_fields())
-    return Core(load_rules([ROOT / "rules"], schema), masterdata)
+    return Core(load_rules([ROOT / "rules"], schema), masterdata, engine_factory=engine)
 
 
 def stream(seed: int, count: int) -> list[Message]:
@@ -78,10 +80,14 @@ def batches(messages: list[Message], rng: random.Random) -> list[list[Message]]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_batched_decides_as_one_at_a_time(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "engine"),
+    [(seed, DurableEngine) for seed in range(12)] + [(seed, ProcessEngine) for seed in range(2)],
+)
+def test_batched_decides_as_one_at_a_time(seed: int, engine: EngineFactory) -> None:
+    """Also through the engine worker, which answers unchanged facts without a round trip."""
     messages = stream(seed, 600)
-    single, batched = make_core(), make_core()
+    single, batched = make_core(), make_core(engine)
     expected: list[list[Decision]] = []
     got: list[list[Decision]] = []
     for batch in batches(messages, random.Random(seed)):
@@ -92,6 +98,7 @@ def test_batched_decides_as_one_at_a_time(seed: int) -> None:
         now = batch[-1].ts + timedelta(seconds=30)
         expected.append(single.tick(now))
         got.append(batched.tick(now))
+    batched.close()
     assert got == expected
     assert batched.world.snapshot() == single.world.snapshot()
     # The stream did exercise what makes batching hard.

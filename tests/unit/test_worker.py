@@ -138,3 +138,29 @@ def test_a_large_world_is_fed_and_reseeded_in_chunks(worker: ProcessEngine) -> N
     os.kill(worker.pid, signal.SIGKILL)
     matches = worker.update(*stock(0, "S7"))  # the new worker was seeded with all 12,001
     assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/S7"}) in matches
+
+
+def test_a_fact_whose_rule_fields_did_not_change_is_answered_without_the_worker(
+    worker: ProcessEngine,
+) -> None:
+    asked: list[str] = []
+    call = worker._call
+
+    def counting(op: str, payload: Any) -> Any:
+        if op == "update":
+            asked.extend(key for key, _ in payload)
+        return call(op, payload)
+
+    worker._call = counting  # type: ignore[method-assign]
+    low = [Match("low", {"stock": "stock/p/S1"})]
+    assert worker.update(*stock(5)) == low
+    # `note` is no rule's field: the same rule fields, the same answer, no round trip.
+    assert worker.update("stock/p/S1", {**stock(5)[1], "note": "recount"}) == low
+    assert worker.update(*stock(7)) == low
+    assert asked == ["stock/p/S1", "stock/p/S1"]
+    # A fact a join holds (empty stock, for `spare`) is always asked: its partners may change.
+    worker.update(*stock(0))
+    worker.update(*stock(0))
+    assert asked[2:] == ["stock/p/S1", "stock/p/S1"]
+    worker.update(*DOWN)
+    assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/S1"}) in worker.update(*stock(0))
