@@ -90,24 +90,34 @@ class Daemon:
             settings.ingest.max_payload_bytes,
         )
         mqtt = settings.mqtt
-        self.source = MqttSource(
+        connection = functools.partial(
+            MqttSource,
             host=mqtt.host,
             port=mqtt.port,
-            client_id=mqtt.client_id,
-            subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             username=mqtt.username,
             password=mqtt.password.get_secret_value() if mqtt.password else None,
             keepalive_s=mqtt.keepalive_s,
-            session_expiry_s=mqtt.session_expiry_s,
-            queue_size=mqtt.queue_size,
             reconnect_min_s=mqtt.reconnect_min_s,
             reconnect_max_s=mqtt.reconnect_max_s,
             tls=tls_options(mqtt),
         )
+        self.source = connection(
+            client_id=mqtt.client_id,
+            subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
+            session_expiry_s=mqtt.session_expiry_s,
+            queue_size=mqtt.queue_size,
+        )
+        # What the agent publishes (outbox, alarms) goes over a connection of its own: on the
+        # subscriber's, a PUBACK waits behind every message of a backlog the broker is sending,
+        # and behind a full ingest queue, so alerts stalled exactly when the plant was busiest.
+        # Its session is not kept: the outbox retries what was not acknowledged.
+        self.outgoing = connection(
+            client_id=f"{mqtt.client_id}-out", subscriptions=[], session_expiry_s=0
+        )
         self.outbox = Outbox(
             settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
         )
-        self.sender = Sender(store.engine, self.outbox, publish=self.source.publish_acknowledged)
+        self.sender = Sender(store.engine, self.outbox, publish=self.outgoing.publish_acknowledged)
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
         self._store_down = False
@@ -142,7 +152,7 @@ class Daemon:
         raise_alarm(self._publish, self.alarm_topic, event, reason, **context)
 
     def _publish(self, topic: str, payload: bytes) -> None:
-        self.source.publish(topic, payload, qos=1)
+        self.outgoing.publish(topic, payload, qos=1)
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and return (safe from a signal handler).
@@ -190,6 +200,7 @@ class Daemon:
         log.info("reorders_loaded", open=open_reorders)
         sync_work_orders(self.pipeline.core, self.store, None, datetime.now(UTC))
         synced = time.monotonic()
+        self.outgoing.start()
         self.source.start()
         self.sender.start()
         self.digests.start()
@@ -222,6 +233,7 @@ class Daemon:
             if watcher is not None:
                 watcher.stop()
             self.source.stop()
+            self.outgoing.stop()
             self.pipeline.core.close()
             if self._overdue is not None:
                 self._overdue.cancel()  # stopped in time
