@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import structlog
 
@@ -341,17 +342,18 @@ class Core:
         self._rules: dict[str, Rule] = ruleset.by_id()
         self._order = {rule.id: index for index, rule in enumerate(ruleset.rules)}
         self._read = fields_read(ruleset)
-        # A booking can change another subject's answers only through a rule over two facts,
-        # and can book another subject only through such a rule.
-        joins = [
-            rule
+        # A booking can change another subject's engine answers only through a rule over two
+        # facts (a rule over one fact answers on that fact alone).
+        self._joins = any(
+            len(variant) > 1
             for rule in ruleset.rules
-            if not rule.schedule and any(len(variant) > 1 for variant in rule.variants)
-        ]
-        self._joins = bool(joins)
-        books = {spec.kind for rule in joins for spec in rule.actions}
-        # Messages that must start a segment: a join could book their fact from an earlier step,
-        # and they change more than the fact (the reorder book, metric windows): see `_redo`.
+            if not rule.schedule
+            for variant in rule.variants
+        )
+        # Messages that must start a segment: a rule could book their fact from an earlier step
+        # (a join, or an action naming another subject), and they change more than the fact (the
+        # reorder book, metric windows), so they cannot be applied again: see `_redo`.
+        books = {kind for rule in ruleset.rules for kind in _books_elsewhere(rule)}
         self._first_only = frozenset(
             ({"receipt"} if "reorder" in books else set())
             | ({"telemetry"} if "work_order" in books else set())
@@ -511,6 +513,32 @@ class Core:
 
     def close(self) -> None:
         self._engine.close()
+
+
+_BOOKED_BY: Final = {"reorder": "sku", "work_order": "machine"}
+
+
+def _books_elsewhere(rule: Rule) -> set[str]:
+    """The booking actions (reorder, work_order) of a rule that may book a subject other than
+    the one fact it matched: over several facts, or naming the subject otherwise than
+    `<alias>.sku` / `<alias>.machine`."""
+    kinds: set[str] = set()
+    for spec in rule.actions:
+        field = _BOOKED_BY.get(spec.kind)
+        if field is None:
+            continue
+        param = spec.params.get(field)
+        node = param.expr if param is not None else None
+        own = (
+            len(rule.conditions) == 1
+            and not rule.alternatives
+            and isinstance(node, expr.Field)
+            and node.alias in (None, rule.conditions[0].alias)
+            and node.name == field
+        )
+        if not own:
+            kinds.add(spec.kind)
+    return kinds
 
 
 def fields_read(ruleset: RuleSet) -> frozenset[str]:

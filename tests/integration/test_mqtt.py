@@ -257,7 +257,9 @@ def test_stop_unblocks_a_full_queue_and_the_next_source_gets_every_message(
     assert payloads(receive_until_marker(returned, broker)) == [f"{i}".encode() for i in range(5)]
 
 
-def test_publish_reaches_a_plain_subscriber(broker: Mosquitto, make_source: SourceFactory) -> None:
+@contextmanager
+def agent_topics(broker: Mosquitto) -> Iterator[queue.Queue[paho.MQTTMessage]]:
+    """What arrives on factory/s1/agent/#, for a plain subscriber that is subscribed already."""
     arrived: queue.Queue[paho.MQTTMessage] = queue.Queue()
     subscribed = threading.Event()
     with plain_client(broker) as subscriber:
@@ -265,7 +267,11 @@ def test_publish_reaches_a_plain_subscriber(broker: Mosquitto, make_source: Sour
         subscriber.on_subscribe = lambda *_args: subscribed.set()
         subscriber.subscribe("factory/s1/agent/#", qos=1)
         assert subscribed.wait(DEADLINE_S)
+        yield arrived
 
+
+def test_publish_reaches_a_plain_subscriber(broker: Mosquitto, make_source: SourceFactory) -> None:
+    with agent_topics(broker) as arrived:
         source = make_source(subscriptions=[])
         source.publish("factory/s1/agent/alerts", b'{"id": 1}')
 
@@ -280,14 +286,8 @@ def test_publish_reaches_a_plain_subscriber(broker: Mosquitto, make_source: Sour
 def test_many_publications_are_acknowledged_together_or_not_sent_while_offline(
     broker: Mosquitto, make_source: SourceFactory
 ) -> None:
-    arrived: queue.Queue[paho.MQTTMessage] = queue.Queue()
-    subscribed = threading.Event()
     messages = [(f"factory/s1/agent/probe/{i}", f"{i}".encode()) for i in range(200)]
-    with plain_client(broker) as subscriber:
-        subscriber.on_message = lambda _client, _userdata, message: arrived.put(message)
-        subscriber.on_subscribe = lambda *_args: subscribed.set()
-        subscriber.subscribe("factory/s1/agent/#", qos=1)
-        assert subscribed.wait(DEADLINE_S)
+    with agent_topics(broker) as arrived:
         source = make_source(subscriptions=[])
         assert source.publish_acknowledged(messages) == [True] * 200
         got = [arrived.get(timeout=DEADLINE_S).payload for _ in messages]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from agent.core import Core, EngineFactory
-from agent.model import ActionDecision, Decision, Message, Value
+from agent.model import ActionDecision, Decision, Message, ReceiptDecision, Value
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.fields import build_schema
-from agent.rulebook.loader import load_rules
+from agent.rulebook.loader import load_rules, parse_rule_sources
 from agent.rulebook.worker import ProcessEngine
 from agent.world.masterdata import load_masterdata
 
@@ -141,3 +141,58 @@ def test_a_join_books_a_fact_that_a_later_message_of_the_batch_changes() -> None
     assert reorder.rule_id == "no-spare-for-failing-machine"
     counted = batched.world.get("stock/plant1/BRG-6204")
     assert counted is not None and counted.fields["on_order_agent"] == reorder.params["quantity"]
+
+
+FOREIGN = """\
+rules:
+  - id: press-down-orders-oil
+    description: A rule over one fact that books another subject.
+    when:
+      m: kind == "machine" and state == "down"
+    then:
+      - reorder: {sku: '"OIL-HLP46"', quantity: 50}
+"""
+
+
+def test_a_rule_over_one_fact_that_books_another_subject_is_batched_exactly() -> None:
+    masterdata = load_masterdata(ROOT / "config/items.yaml", ROOT / "config/machines.yaml")
+    schema = build_schema(masterdata.item_fields(), masterdata.machine_fields())
+    inventory = (ROOT / "rules/inventory.yaml").read_text()
+    sources = [("inventory.yaml", inventory), ("foreign.yaml", FOREIGN)]
+
+    def make() -> Core:
+        return Core(parse_rule_sources(sources, schema), masterdata)
+
+    def at(seconds: int) -> datetime:
+        return T0 + timedelta(seconds=seconds)
+
+    def stock(sku: str, seconds: int, **fields: Value) -> Message:
+        return Message(
+            "stock", f"factory/plant1/stock/{sku}", "plant1", sku, fields, at(seconds), at(seconds)
+        )  # type: ignore[arg-type]
+
+    def receipt(sku: str, seconds: int, quantity: int) -> Message:
+        topic = f"factory/plant1/receipt/{sku}"
+        return Message(
+            "receipt", topic, "plant1", sku, {"quantity": quantity}, at(seconds), at(seconds)
+        )
+
+    def down(seconds: int) -> Message:
+        topic = "factory/plant1/machine/press-01/telemetry"
+        return Message(
+            "telemetry", topic, "plant1", "press-01", {"state": "down"}, at(seconds), at(seconds)
+        )
+
+    before = [stock("OIL-HLP46", 0, on_hand=300)]
+    batch = [down(10), stock("OIL-HLP46", 11, on_hand=290), receipt("OIL-HLP46", 12, 50)]
+    single, batched = make(), make()
+    single.process(before)
+    batched.process(before)
+    expected = [single.process([m]) for m in batch]
+    assert batched.process_many(batch) == expected
+    assert batched.world.snapshot() == single.world.snapshot()
+    (oil,) = [d for d in expected[0] if isinstance(d, ActionDecision)]
+    assert (oil.kind, oil.subject) == ("reorder", "OIL-HLP46")
+    # The receipt was booked against the reorder the press's message opened in the same batch.
+    (booked,) = [d for d in expected[2] if isinstance(d, ReceiptDecision)]
+    assert [line.dedup_key for line in booked.lines] == [oil.dedup_key]
