@@ -41,7 +41,7 @@ def rate(path: Path, factory: EngineFactory) -> tuple[float, int]:
     )
     policy = load_policy(settings)
     with Store.open("sqlite://") as store:
-        result = replay(path, policy, store, "factory", 65536, factory)
+        result = replay(path, policy, store, "factory", 65536, engine_factory=factory)
     return result.messages / result.seconds, len(result.changes)
 
 
