@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
@@ -196,29 +196,28 @@ class DurableEngine:
         return matches
 
     @staticmethod
-    def _queued(handle: int, code: int, state: int) -> list[tuple[str, dict[str, Any]]]:
-        """Every match the last assertion queued (engine rule name, alias -> fact as posted),
-        taken off the queue. Code 1: stored, nothing matched; 3: queued on no state."""
-        if code not in (0, 3):
-            return []
-        state = 0 if code == 3 else state
-        found: list[tuple[str, dict[str, Any]]] = []
-        started = durable_rules_engine.start_action_for_state(handle, state)
-        queued = started[1] if started else None
-        while queued:
-            found.extend(orjson.loads(queued).items())
-            queued = durable_rules_engine.complete_and_start_action(handle, state)
-        return found
-
-    @staticmethod
-    def _drain(handle: int, code: int, state: int) -> None:
-        """Take what a retraction queued off the queue: nothing in it is news."""
+    def _taken(handle: int, code: int, state: int) -> Iterator[str]:
+        """Take what the last assertion or retraction queued off the queue: one JSON text per
+        match, {engine rule name: {alias: fact as posted}}. Code 1: stored, nothing matched;
+        3: queued on no state."""
         if code not in (0, 3):
             return
         state = 0 if code == 3 else state
         started = durable_rules_engine.start_action_for_state(handle, state)
-        while started:
-            started = durable_rules_engine.complete_and_start_action(handle, state)
+        queued = started[1] if started else None
+        while queued:
+            yield queued
+            queued = durable_rules_engine.complete_and_start_action(handle, state)
+
+    def _queued(self, handle: int, code: int, state: int) -> list[tuple[str, dict[str, Any]]]:
+        """Every match the last assertion queued: (engine rule name, alias -> fact as posted)."""
+        taken = self._taken(handle, code, state)
+        return [item for text in taken for item in orjson.loads(text).items()]
+
+    def _drain(self, handle: int, code: int, state: int) -> None:
+        """Take what a retraction queued off the queue: nothing in it is news."""
+        for _ in self._taken(handle, code, state):
+            pass
 
     def remove(self, key: str) -> None:
         old = self._posted.pop(key, None)
