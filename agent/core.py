@@ -14,7 +14,13 @@ from typing import Final
 
 import structlog
 
-from agent.decisions.build import alert_key, conditions_hold, decide, resolve_holds
+from agent.decisions.build import (
+    alert_key,
+    conditions_hold,
+    decide,
+    resolve_holds,
+    subject_param,
+)
 from agent.decisions.lifecycle import Lifecycle, Track
 from agent.decisions.records import closed_records
 from agent.errors import EngineError
@@ -515,7 +521,8 @@ class Core:
         self._engine.close()
 
 
-_BOOKED_BY: Final = {"reorder": "sku", "work_order": "machine"}
+# Actions whose subject is booked into the world state (`_book_reorders`).
+_BOOKINGS: Final = frozenset({"reorder", "work_order"})
 
 
 def _books_elsewhere(rule: Rule) -> set[str]:
@@ -524,9 +531,9 @@ def _books_elsewhere(rule: Rule) -> set[str]:
     `<alias>.sku` / `<alias>.machine`."""
     kinds: set[str] = set()
     for spec in rule.actions:
-        field = _BOOKED_BY.get(spec.kind)
-        if field is None:
+        if spec.kind not in _BOOKINGS:
             continue
+        field = subject_param(spec.kind)
         param = spec.params.get(field)
         node = param.expr if param is not None else None
         own = (

@@ -75,6 +75,11 @@ def _own_resolver(alias: str, facts: Mapping[str, Fact]) -> expr.Resolver:
     return resolve
 
 
+def subject_param(action: str) -> str:
+    """The parameter that names an action's subject: a reorder's SKU, else the machine."""
+    return "sku" if action == "reorder" else "machine"
+
+
 def decide(
     rule: Rule, facts: Mapping[str, Fact], at: datetime, rule_set_hash: str
 ) -> list[Decision]:
@@ -186,7 +191,7 @@ def _action(
     at: datetime,
     rule_set_hash: str,
 ) -> ActionDecision | None:
-    subject_field = "sku" if spec.kind == "reorder" else "machine"
+    subject_field = subject_param(spec.kind)
     subject = params.get(subject_field)
     if not isinstance(subject, str) or not subject:
         log.warning(
