@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import durable_rules_engine
 import orjson
-import structlog
 from durable.engine import Host
 
 from agent.errors import EngineError
 from agent.rulebook.compiler import EnginePlan, engine_alias
 
-log = structlog.get_logger(__name__)
+# (event, context): a line for the log. Logging is not imported here: the engine worker loads
+# structlog only if it has something to say (see `agent/rulebook/child.py`).
+Note = Callable[[str, dict[str, Any]], None]
+
+
+def log_note(event: str, context: dict[str, Any]) -> None:
+    """The default `Note`: an info line through structlog."""
+    import structlog
+
+    structlog.get_logger(__name__).info(event, **context)
+
 
 RULESET: Final = "factory"
 JOINS: Final = "factory_joins"
@@ -89,8 +98,9 @@ class DurableEngine:
     nothing, so there is nothing to write back.
     """
 
-    def __init__(self, plan: EnginePlan) -> None:
+    def __init__(self, plan: EnginePlan, note: Note = log_note) -> None:
         self._plan = plan
+        self._note = note
         self._posted: dict[str, dict[str, Any]] = {}  # fact key -> what the join ruleset holds
         self._key_of: dict[str, str] = {}  # join engine id -> fact key
         # engine rule name -> (rule id, user alias per engine alias, `any:` variant); None: a gate
@@ -165,7 +175,7 @@ class DurableEngine:
             fact = {**wanted, "id": key if salt == 0 else f"{key}#{salt}"}
             code, state = durable_rules_engine.assert_fact(handle, encode_fact(fact))
             if code == 2:  # another id with the same 32-bit hash is stored
-                log.info("engine_id_collision", fact=key, salt=salt)
+                self._note("engine_id_collision", {"fact": key, "salt": salt})
                 continue
             return fact, code, state
         raise EngineError(f"fact {key}: engine id collided {MAX_ID_SALTS} times")

@@ -148,7 +148,10 @@ def test_values_the_engine_cannot_take_are_not_posted() -> None:
 
 
 def test_an_id_hash_collision_is_retried_with_a_salted_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = DurableEngine(compile_rules(ruleset(LOW_STOCK)))
+    notes: list[tuple[str, dict[str, Any]]] = []
+    engine = DurableEngine(
+        compile_rules(ruleset(LOW_STOCK)), note=lambda event, ctx: notes.append((event, ctx))
+    )
     real_assert = durable_rules_engine.assert_fact
     refused: list[str] = []
 
@@ -167,6 +170,7 @@ def test_an_id_hash_collision_is_retried_with_a_salted_id(monkeypatch: pytest.Mo
         Match("low", {"stock": "stock/p/A"})
     ]
     assert refused == ["stock/p/A", "stock/p/A"]
+    assert notes == [("engine_id_collision", {"fact": "stock/p/A", "salt": 0})] * 2
     assert engine_module.MAX_ID_SALTS > 1
 
 

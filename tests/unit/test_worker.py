@@ -4,8 +4,11 @@ worker costs a restart and, for the fact that caused it, a quarantine: never the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -56,6 +59,21 @@ def serve_with_traps(conn: Connection, plan: EnginePlan, level: str, fmt: str) -
         return update(self, key, fields)
 
     engine.DurableEngine.update = trapped  # type: ignore[method-assign]
+    serve(conn, plan, level, fmt)
+
+
+def serve_colliding(conn: Connection, plan: EnginePlan, level: str, fmt: str) -> None:
+    """The real worker, where fact id `stock/p/A` always collides once (tests only)."""
+    import durable_rules_engine
+
+    real_assert = durable_rules_engine.assert_fact
+
+    def collide_once(handle: int, text: str) -> Any:
+        if json.loads(text)["id"] == "stock/p/A":
+            return (2, 0)  # what the C core answers for an id whose hash is taken
+        return real_assert(handle, text)
+
+    durable_rules_engine.assert_fact = collide_once
     serve(conn, plan, level, fmt)
 
 
@@ -164,3 +182,28 @@ def test_a_fact_whose_rule_fields_did_not_change_is_answered_without_the_worker(
     assert asked[2:] == ["stock/p/S1", "stock/p/S1"]
     worker.update(*DOWN)
     assert Match("spare", {"m": "machine/p/M1", "s": "stock/p/S1"}) in worker.update(*stock(0))
+
+
+def test_the_worker_logs_in_the_daemons_format(capfd: pytest.CaptureFixture[str]) -> None:
+    engine = ProcessEngine(plan(), log_format="json", target=serve_colliding)
+    try:
+        assert engine.update(*stock(1, "A")) == [Match("low", {"stock": "stock/p/A"})]
+    finally:
+        engine.close()
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if "{" in line]
+    collisions = [line for line in lines if line["event"] == "engine_id_collision"]
+    assert collisions and collisions[0]["fact"] == "stock/p/A" and collisions[0]["salt"] == 0
+    assert collisions[0]["level"] == "info" and "timestamp" in collisions[0]
+
+
+def test_the_worker_imports_no_logging_library_until_it_logs() -> None:
+    """structlog brings asyncio and ssl: 6 of the worker's 31 MB, for one rare line."""
+    imports = (
+        "import sys; from agent.rulebook.child import child_main, serve; "
+        "import agent.rulebook.engine; print(sorted(m for m in ('structlog', 'asyncio', "
+        "'ssl', 'sqlalchemy', 'pydantic') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", imports], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
