@@ -26,6 +26,7 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 import paho.mqtt.client as paho  # noqa: E402
 import workload  # noqa: E402
 from corecost import core_cost  # noqa: E402
+from publisher import history_times  # noqa: E402
 
 from tests.support.agent_process import AgentProcess  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
@@ -44,11 +45,17 @@ class Run:
 
 
 class Broker(Mosquitto):
-    """The tests' broker with an unbounded queue (the agent may lag the publisher by a million)
-    and a production-like autosave: saving a million queued messages every second stalls it."""
+    """The tests' broker with an unbounded queue (the agent may lag the publisher by a million),
+    a production-like autosave (saving a million queued messages every second stalls it) and
+    the in-flight window asked for (`--inflight`: unacknowledged messages sent to a client)."""
+
+    def __init__(self, inflight: int) -> None:
+        self.inflight = inflight  # before the base class writes the configuration
+        super().__init__()
 
     def _config(self) -> str:
         text = super()._config().replace("max_queued_messages 200000", "max_queued_messages 0")
+        text = text.replace("max_inflight_messages 100", f"max_inflight_messages {self.inflight}")
         return text.replace("autosave_interval 1\n", "autosave_interval 300\n")
 
 
@@ -187,12 +194,20 @@ def verdict(ok: bool) -> str:
 
 
 def drive(
-    port: int, probes: Probes, count: int, seed: int, rate: float = 0.0, sweep: bool = False
+    port: int,
+    probes: Probes,
+    count: int,
+    seed: int,
+    rate: float = 0.0,
+    sweep: bool = False,
+    history_min: float = 0.0,
 ) -> Run:
-    """Publish `count` messages; wait until the agent committed the last probe (it publishes
-    back after the commit, and it handles messages in order)."""
+    """Publish `count` messages (after `history_min` minutes of the machines' past); wait until
+    the agent committed the last probe (it publishes back after the commit, and it handles
+    messages in order)."""
     since = len(probes.seen)
     extra = ("--first-probe", str(since), *(("--sweep",) if sweep else ()))
+    extra += ("--history-min", str(history_min))
     sent = publish(port, count, seed, rate, extra)
     back = probes.wait(since, count // workload.PROBE_EVERY)
     done = max(received for received, _ in back) if back else time.time()
@@ -211,9 +226,14 @@ def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> tupl
         agent.wait_for("mqtt_subscribed", timeout=120)
         assert agent.process is not None
         pid = agent.process.pid
-        drive(port, probes, args.warmup, seed=2, sweep=True)
+        drive(port, probes, args.warmup, seed=2, sweep=True, history_min=args.history_min)
         steady = rss_mb(pid)
-        print(f"  warm-up {args.warmup:,} messages: RSS {steady:.0f} MB", flush=True)
+        past = len(history_times(args.history_min * 60, 0.0)) * args.machines
+        print(
+            f"  warm-up {past:,} messages of {args.history_min:g} min of telemetry history, then "
+            f"{args.warmup:,} messages: RSS {steady:.0f} MB",
+            flush=True,
+        )
         spy = py_spy(pid, args.py_spy)
         run = drive(port, probes, args.messages, seed=3)
         if spy is not None:
@@ -334,6 +354,15 @@ def options() -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--machines", type=int, default=1_000)
     parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument(
+        "--history-min",
+        type=float,
+        default=66.0,
+        help="warm-up: minutes of machine telemetry from the past, to fill the metric windows (66)",
+    )
+    parser.add_argument(
+        "--inflight", type=int, default=100, help="the broker's max_inflight_messages (100)"
+    )
     parser.add_argument("--py-spy", type=Path, help="record the daemon's stacks here (raw)")
     parser.add_argument("--only-daemon", action="store_true", help="skip replay and scaling")
     parser.add_argument("--only-scaling", action="store_true", help="only the cost per message")
@@ -358,7 +387,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             print_table(scaling_rows(args, Path(tmp)), args)
         return
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Broker() as broker:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Broker(args.inflight) as broker:
         directory = Path(tmp)
         print("bare ceiling ...", flush=True)
         bare = ceiling(broker.port, args.messages, seed=3)

@@ -187,6 +187,13 @@ class Stream:
             return f"{PREFIX}/{SITE}/stock/{sku_name(index)}", b'{"on_hand":%d}' % on_hand
         return self._telemetry(machine_name(index), sent_us, 0)
 
+    def history(self, i: int, times: list[float]) -> tuple[str, bytes]:
+        """Message i of the machines' past: each machine once at each of `times` (its `ts`, in
+        epoch seconds, ascending), no probes."""
+        round_, machine = divmod(i, self.machines)
+        topic, payload = self._telemetry(machine_name(machine), 0, 0)
+        return topic, payload[:-1] + b',"ts":%.3f}' % times[round_]
+
     def _telemetry(self, machine: str, sent_us: int, probe: int) -> tuple[str, bytes]:
         temp = 40 + self.rng.random() * 30
         payload = b'{"state":"running","temp_c":%.1f,"vibration_mm_s":%.2f,"probe":%d,"sent_us":%d}'
