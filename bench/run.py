@@ -141,7 +141,9 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def agent_config(directory: Path, port: int, items: Path, machines: Path, rules: Path) -> Path:
+def agent_config(
+    directory: Path, port: int, items: Path, machines: Path, rules: Path, engine: str = "process"
+) -> Path:
     path = directory / "agent.toml"
     path.write_text(
         f"""\
@@ -153,6 +155,7 @@ url = "sqlite:///{directory}/agent.db"
 [rules]
 path = "{rules}"
 watch = false
+engine = "{engine}"
 [masterdata]
 items = "{items}"
 machines = "{machines}"
@@ -218,7 +221,8 @@ def drive(
 def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> tuple[list[Row], float]:
     items, machines = workload.write_masterdata(directory, args.skus, args.machines)
     rules = workload.write_rules(directory / "rules", args.rules)
-    agent = AgentProcess(agent_config(directory, port, items, machines, rules), directory)
+    config = agent_config(directory, port, items, machines, rules, args.engine)
+    agent = AgentProcess(config, directory)
     probes = Probes(port)
     agent.start()
     rows: list[Row] = []
@@ -354,6 +358,12 @@ def options() -> argparse.Namespace:
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--machines", type=int, default=1_000)
     parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument(
+        "--engine",
+        choices=("process", "inline"),
+        default="process",
+        help="rules.engine: durable in a worker process (the default) or in the daemon",
+    )
     parser.add_argument(
         "--history-min",
         type=float,
