@@ -42,7 +42,7 @@ def command(name: str, id: int, by: str, note: str = "", target: str | None = No
     chosen = target or allowed[0]
     if chosen not in allowed:
         raise TransitionError(f"{name} applies to {' or '.join(allowed)}, not to {chosen} {id}")
-    return Command(name, chosen, id, by, note)  # type: ignore[arg-type]
+    return Command(name, chosen, id, by, note)
 
 
 def apply(

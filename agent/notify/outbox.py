@@ -513,7 +513,7 @@ def _told(connection: Connection) -> Told:
     return told
 
 
-def _friendly(row: Mapping[str, Any]) -> dict[str, Any]:
+def _friendly(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         str(name): value.isoformat() if isinstance(value, datetime) else value
         for name, value in row.items()

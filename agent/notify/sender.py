@@ -164,7 +164,7 @@ class Sender:
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt `attempts + 1`: doubling from retry_min_s up to retry_max_s,
         the upper half of it at random ("equal jitter"), so many rows do not retry in step."""
-        ceiling = min(self.settings.retry_max_s, self.settings.retry_min_s * 2 ** (attempts - 1))
+        ceiling = min(self.settings.retry_max_s, self.settings.retry_min_s * 2.0 ** (attempts - 1))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def _log(self, batch: list[Due], delivery: Delivery) -> None:

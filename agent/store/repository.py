@@ -218,9 +218,12 @@ class Store:
         """Work orders open or acknowledged, and with `closed_since` also those closed (done
         or cancelled) at or after it: what the core must know about machines' work orders."""
         table = action_table
-        which = text(ACTION_OPEN)
-        if closed_since is not None:
-            which = or_(which, table.c.closed_at >= closed_since)
+        still_open = text(ACTION_OPEN)
+        which = (
+            still_open
+            if closed_since is None
+            else or_(still_open, table.c.closed_at >= closed_since)
+        )
         statement = select(table).where(table.c.kind == "work_order", which).order_by(table.c.id)
         try:
             with self._reading() as connection:
@@ -398,7 +401,7 @@ class Store:
         return changes
 
     def _store_decisions(
-        self, connection: Connection, decisions: Sequence[ActionDecision | AlertDecision]
+        self, connection: Connection, decisions: Sequence[Decision]
     ) -> list[StoredChange]:
         # One query learns which keys already have an open row, so each decision then needs a
         # single statement: UPDATE for those, INSERT for the rest (the other one only if a
@@ -620,7 +623,7 @@ def _open_keys(
     connection: Connection,
     table: Table,
     open_predicate: str,
-    decisions: Sequence[ActionDecision | AlertDecision],
+    decisions: Sequence[Decision],
 ) -> set[str]:
     """Which of the decisions' keys have an open row in `table` right now."""
     wanted = ActionDecision if table is action_table else AlertDecision

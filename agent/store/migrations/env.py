@@ -3,18 +3,23 @@
 SQLite gets batch mode (it cannot ALTER most things in place); both use the tables' metadata.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
 
 from alembic import context
 
 from agent.store.tables import UTCDateTime, metadata
+
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through `factory-agent db upgrade` (agent.store.migrate)")
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Revisions must not import the app: our column type is written as what it stores."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
