@@ -94,7 +94,12 @@ def _engine_term(
                 return {left.name: value}
             return {_ENGINE_OPS[op]: {left.name: value}}
         return None
-    if op == "==" and isinstance(right, expr.Field) and right.alias in positions:
+    if (
+        op == "=="
+        and isinstance(right, expr.Field)
+        and right.alias is not None
+        and right.alias in positions
+    ):
         other = positions[right.alias]
         if other < position:  # the engine can only refer back to an earlier alias
             used.update((left.name, right.name))

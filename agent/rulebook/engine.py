@@ -253,7 +253,7 @@ class DurableEngine:
         self._key_of.clear()
 
 
-def _own_terms(condition: Mapping[str, Any]) -> dict[str, Any] | None:
+def _own_terms(condition: dict[str, Any]) -> dict[str, Any] | None:
     """A join alias's engine terms without those that refer to another alias (None if none)."""
     terms = condition["$and"] if set(condition) == {"$and"} else [condition]
     own = [

@@ -480,7 +480,7 @@ def _declared_kind(node: expr.Node) -> FactKind | None:
                 and isinstance(b, expr.Literal)
                 and b.value in FACT_KINDS
             ):
-                return b.value  # type: ignore[return-value]
+                return b.value
     return None
 
 

@@ -40,7 +40,7 @@ def _construct_mapping(loader: _LineLoader, node: MappingNode) -> LineMap:
     result.line = node.start_mark.line + 1
     result.lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         try:
             hash(key)
@@ -48,16 +48,13 @@ def _construct_mapping(loader: _LineLoader, node: MappingNode) -> LineMap:
             raise YamlProblem(line, "a mapping key must be plain text") from exc
         if key in result:
             raise YamlProblem(line, f"duplicate key {key!r} (first at line {result.lines[key]})")
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
     return result
 
 
 def _construct_sequence(loader: _LineLoader, node: SequenceNode) -> LineList:
-    result = LineList(
-        loader.construct_object(child, deep=True)  # type: ignore[no-untyped-call]
-        for child in node.value
-    )
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.lines = [child.start_mark.line + 1 for child in node.value]
     return result
@@ -93,12 +90,12 @@ def load_yaml(text: str) -> Any:
     try:
         loader = _LineLoader(text)
         try:
-            node: Node | None = loader.get_single_node()  # type: ignore[no-untyped-call]
+            node: Node | None = loader.get_single_node()
             if node is None:
                 return None
-            return loader.construct_document(node)  # type: ignore[no-untyped-call]
+            return loader.construct_document(node)
         finally:
-            loader.dispose()  # type: ignore[no-untyped-call]
+            loader.dispose()
     except YamlProblem:
         raise
     except yaml.MarkedYAMLError as exc:

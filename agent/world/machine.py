@@ -164,8 +164,9 @@ def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | No
     fields["state_minutes"] = state_minutes
     fields["idle_minutes"] = _idle_minutes(fields, since, now)
     seen = _instant(fields.get("last_message_at"), now)
-    fields["seen_s"] = round(max((now - seen).total_seconds(), 0.0), 3)
-    fields["stale"] = fields["seen_s"] > _number(fields.get("stale_after_s"), STALE_AFTER_S)
+    seen_s = round(max((now - seen).total_seconds(), 0.0), 3)
+    fields["seen_s"] = seen_s
+    fields["stale"] = seen_s > _number(fields.get("stale_after_s"), STALE_AFTER_S)
     _hours(fields)
     if SHIFT_START in fields:
         begin = _instant(fields.get(SHIFT_FROM), now)

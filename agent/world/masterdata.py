@@ -346,7 +346,7 @@ def _parse(
     except yaml.YAMLError as exc:
         problems.lines.append(f"{source}:1: -: not valid YAML: {exc}")
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     problems.raise_any()
     return result
 
@@ -354,7 +354,7 @@ def _parse(
 def _top_table(
     loader: yaml.SafeLoader, top: str, problems: _Problems, also: tuple[str, ...] = ()
 ) -> MappingNode | None:
-    root: Node | None = loader.get_single_node()  # type: ignore[no-untyped-call]
+    root: Node | None = loader.get_single_node()
     expected = f"expected a mapping `{top}:` of entries"
     if root is None or not isinstance(root, MappingNode) or root.tag != _TAG + "map":
         problems.lines.append(f"{problems.source}:1: -: {expected}")
@@ -476,7 +476,7 @@ def _scalar(loader: yaml.SafeLoader, node: Node) -> Scalar:
         raise _Refused(node, f"tag {shown} is not allowed (plain YAML only)")
     if not isinstance(node, ScalarNode):
         raise _Refused(node, "expected a value or a flat list of values, nothing nested")
-    value: Scalar = loader.construct_object(node)  # type: ignore[no-untyped-call]
+    value: Scalar = loader.construct_object(node)
     if isinstance(value, float) and not math.isfinite(value):
         raise _Refused(node, f"expected a finite number, got {node.value}")
     return value
