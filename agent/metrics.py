@@ -137,7 +137,7 @@ def count_messages(
     tally: Counter_[tuple[str, str]] = Counter_()
     for topic in received:
         match = topics.match(topic)
-        kind = match.kind if match is not None else "unknown"
+        kind: str = match.kind if match is not None else "unknown"
         if left[topic] > 0:
             left[topic] -= 1
             tally[kind, "rejected"] += 1

@@ -103,12 +103,12 @@ def machine_figures(
             fig.idle_records += 1
             fig.idle_h += _hours(max(created, start), min(closed or end, end))
     for alert in alerts:
-        name = _down_machine(alert, down_rule)
+        machine = _down_machine(alert, down_rule)
         first = _at(alert.get("first_seen"))
-        if name is None or first is None or first > end:
+        if machine is None or first is None or first > end:
             continue
-        fig = figures.setdefault(name, MachineFigures(name))
-        until = _at(alert.get("resolved_at")) or _repair_after(repairs.get(name, []), first)
+        fig = figures.setdefault(machine, MachineFigures(machine))
+        until = _at(alert.get("resolved_at")) or _repair_after(repairs.get(machine, []), first)
         fig.failures += first >= start
         fig.downtime_h += _hours(max(first, start), min(until or end, end))
         if until is not None and first >= start:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import paho.mqtt.client as paho
 import structlog
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import Settings
 from agent.errors import ConfigError
@@ -132,7 +133,7 @@ class _Broker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.mqtt
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"{self.settings.client_id}-simulator",
             protocol=paho.MQTTv5,
         )
