@@ -25,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check agent tests bench
 	$(BIN)/ruff format --check agent tests bench
+	$(BIN)/mypy --strict agent
 
 broker:
 	scripts/dev-broker.sh
