@@ -164,7 +164,9 @@ class Sender:
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt `attempts + 1`: doubling from retry_min_s up to retry_max_s,
         the upper half of it at random ("equal jitter"), so many rows do not retry in step."""
-        ceiling = min(self.settings.retry_max_s, self.settings.retry_min_s * 2.0 ** (attempts - 1))
+        # Capped exponent: 2.0 ** 1025 overflows a float, and max_attempts has no upper bound.
+        doubling = 2.0 ** min(attempts - 1, 64)
+        ceiling = min(self.settings.retry_max_s, self.settings.retry_min_s * doubling)
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def _log(self, batch: list[Due], delivery: Delivery) -> None:

@@ -156,7 +156,7 @@ def test_backoff_doubles_with_jitter_in_the_upper_half_up_to_the_maximum() -> No
 
     settings = NotifySettings(retry_min_s=10, retry_max_s=60)
     sender = Sender(None, Outbox(settings, "factory", None), rng=random.Random(1))  # type: ignore[arg-type]
-    for attempts, ceiling in [(1, 10), (2, 20), (3, 40), (4, 60), (9, 60)]:
+    for attempts, ceiling in [(1, 10), (2, 20), (3, 40), (4, 60), (9, 60), (5000, 60)]:
         waits = [sender.backoff(attempts) for _ in range(200)]
         assert ceiling / 2 <= min(waits) and max(waits) <= ceiling
         assert max(waits) - min(waits) > ceiling / 4  # jitter: not in step
