@@ -93,18 +93,18 @@ class ProcessEngine:
         answered here: the engine would answer as before (only joins depend on other facts).
         Telemetry whose state did not change is most messages in a plant.
         """
-        wanted = [(key, self._wanted(fields)) for key, fields in items]
+        wanted = [(key, self._pack(fields)) for key, fields in items]
         if not wanted:
             return []
         results: list[list[Match] | EngineError | None] = []
-        asked: list[tuple[str, dict[str, Any]]] = []
-        for key, fields in wanted:
+        asked: list[tuple[str, tuple[Any, ...]]] = []
+        for key, packed in wanted:
             known = self._answers.get(key)
-            if known is not None and self._held.get(key) == self._pack(fields):
+            if known is not None and self._held.get(key) == packed:
                 results.append(_matches(known))
             else:
                 results.append(None)
-                asked.append((key, fields))
+                asked.append((key, packed))
         try:
             answers = iter(self._apply(asked, self._update_in_chunks(asked)) if asked else [])
             return [next(answers) if result is None else result for result in results]
@@ -112,7 +112,7 @@ class ProcessEngine:
             self._fault("engine_worker_lost", str(exc), facts=len(wanted))
             self._restart()
         # Which fact was it? Each on its own, against a fresh worker.
-        return [self._one_by_one(key, fields) for key, fields in wanted]
+        return [self._one_by_one(key, packed) for key, packed in wanted]
 
     def remove(self, key: str) -> None:
         self._answers.pop(key, None)
@@ -146,29 +146,26 @@ class ProcessEngine:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _wanted(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Only the fields the rules test cross the process boundary."""
-        return {name: fields[name] for name in self._plan.fields if name in fields}
-
-    def _pack(self, wanted: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(wanted.get(name, _ABSENT) for name in self._names)
+    def _pack(self, fields: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The fields the rules test, in `_names` order: only they cross the process boundary."""
+        return tuple(fields.get(name, _ABSENT) for name in self._names)
 
     def _unpack(self, held: tuple[Any, ...]) -> dict[str, Any]:
         pairs = zip(self._names, held, strict=True)
         return {name: value for name, value in pairs if value is not _ABSENT}
 
     def _apply(
-        self, items: Sequence[tuple[str, dict[str, Any]]], served: list[Served]
+        self, items: Sequence[tuple[str, tuple[Any, ...]]], served: list[Served]
     ) -> list[list[Match] | EngineError]:
         results: list[list[Match] | EngineError] = []
-        for (key, fields), answer in zip(items, served, strict=True):
+        for (key, packed), answer in zip(items, served, strict=True):
             if isinstance(answer, str):
                 self._held.pop(key, None)  # the engine dropped the old fact before it failed
                 self._answers.pop(key, None)
                 results.append(EngineError(answer))
                 continue
             found, joined = answer
-            self._held[key] = self._pack(fields)
+            self._held[key] = packed
             if joined:
                 self._answers.pop(key, None)
             else:
@@ -176,11 +173,11 @@ class ProcessEngine:
             results.append(_matches(found))
         return results
 
-    def _one_by_one(self, key: str, fields: dict[str, Any]) -> list[Match] | EngineError:
+    def _one_by_one(self, key: str, packed: tuple[Any, ...]) -> list[Match] | EngineError:
         reason = ""
         for _ in range(KILLS_TO_QUARANTINE):
             try:
-                return self._apply([(key, fields)], self._call("update", [(key, fields)]))[0]
+                return self._apply([(key, packed)], self._update_in_chunks([(key, packed)]))[0]
             except WorkerLost as exc:
                 reason = str(exc)
                 self._held.pop(key, None)  # never seed a new worker with it
@@ -191,11 +188,12 @@ class ProcessEngine:
             f"{KILLS_TO_QUARANTINE} times on its own ({reason})"
         )
 
-    def _update_in_chunks(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Served]:
+    def _update_in_chunks(self, items: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Served]:
         """One round trip per CHUNK facts, so a big seed or restore stays within the deadline."""
         served: list[Served] = []
         for start in range(0, len(items), CHUNK):
-            served.extend(self._call("update", list(items[start : start + CHUNK])))
+            chunk = [(key, self._unpack(packed)) for key, packed in items[start : start + CHUNK]]
+            served.extend(self._call("update", chunk))
         return served
 
     def _call(self, op: str, payload: Any) -> Any:
@@ -268,7 +266,7 @@ class ProcessEngine:
         self.restarts += 1
         for attempt in range(1, SEED_ATTEMPTS + 1):
             self._start()
-            seed = [(key, self._unpack(held)) for key, held in self._held.items()]
+            seed = list(self._held.items())
             if not seed:
                 return
             try:
