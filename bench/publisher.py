@@ -4,9 +4,9 @@
                               [--sweep] [--history-min H]
 
 `--history-min H` sends, before the stream, the machines' telemetry of the last H minutes, with
-its `ts`: each machine every 3 minutes (a 60-minute trend window's bucket), and every 30 seconds
-over the last 10 minutes (a 10-minute average window's): the agent's metric windows fill as in a
-plant that has run that long.
+its `ts`: each machine once per bucket of the agent's default trend window (3 of its 60 minutes),
+and once per bucket of its average window (30 s of 10 minutes) over the last 10: the agent's
+metric windows fill as in a plant that has run that long.
 
 Prints one JSON line when the broker has acknowledged every message: start, end, count.
 """
@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's agent package
 
 import paho.mqtt.client as paho
 from workload import Stream
+
+from agent.world.machine import AVG_WINDOW_MIN, TREND_WINDOW_MIN
+from agent.world.metricwindow import BUCKETS
 
 INFLIGHT = 1000
 # At most this many unacknowledged messages: paho's own queue beyond its in-flight window can
 # stall when fed from another thread, so the window is never filled.
 WINDOW = 500
 STALL_S = 120.0
-# The agent's default metric windows, 60 and 10 minutes, have 20 buckets each.
-TREND_STEP_S = 180.0
-AVERAGE_STEP_S = 30.0
-AVERAGE_SPAN_S = 630.0
+# A bucket of the agent's default trend and average windows (3 minutes and 30 s).
+TREND_STEP_S = TREND_WINDOW_MIN * 60 / BUCKETS
+AVERAGE_STEP_S = AVG_WINDOW_MIN * 60 / BUCKETS
+AVERAGE_SPAN_S = AVG_WINDOW_MIN * 60 + AVERAGE_STEP_S  # a bucket more than the window
 
 
 def main() -> None:
@@ -88,8 +95,8 @@ def main() -> None:
 
 
 def history_times(span_s: float, end_s: float) -> list[float]:
-    """When each round of the machines' past is sent, ascending: every 3 minutes over `span_s`,
-    and every 30 seconds over the last 10.5 minutes of it (a bucket more than the window)."""
+    """When each round of the machines' past is sent, ascending: every trend bucket over
+    `span_s`, and every average bucket over the last average window and a bucket of it."""
     times = {end_s - k * TREND_STEP_S for k in range(1, int(span_s // TREND_STEP_S) + 1)}
     fine = min(span_s, AVERAGE_SPAN_S)
     times.update(end_s - k * AVERAGE_STEP_S for k in range(1, int(fine // AVERAGE_STEP_S) + 1))
