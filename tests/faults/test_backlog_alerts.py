@@ -20,6 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from tests.support.agent_process import AgentProcess, write_config
+from tests.support.live import publish_burst
 from tests.support.mosquitto import Mosquitto
 
 # Drains in about 5 s on 2 cores. Publishing over the subscription's connection, alerts came
@@ -30,7 +31,6 @@ BACKLOG = 60_000
 EARLY = range(0, 12_500, 2_500)
 LAST = BACKLOG - 1  # its publication marks the end: messages are handled in order
 SKUS = 200
-WINDOW = 500  # unacknowledged messages the backlog's publisher allows itself
 CLIENT_ID = "agent-backlog"
 ANDON = "andon"
 ALERTS = "factory/plant1/agent/alerts"
@@ -59,25 +59,6 @@ def backlog() -> Iterator[tuple[str, bytes]]:
             yield topic, b'{"state":"down","fault":"E7"}'
         else:
             yield f"factory/plant1/stock/BL-{n % SKUS:04d}", b'{"on_hand":%d}' % (500 + n % 50)
-
-
-def publish_backlog(broker: Mosquitto, messages: Iterator[tuple[str, bytes]]) -> None:
-    """QoS 1, as fast as the broker takes them; returns once it has acknowledged every one."""
-    window = threading.BoundedSemaphore(WINDOW)
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="backlog-publisher")
-    client.max_inflight_messages_set(WINDOW)
-    client.on_publish = lambda *_args: window.release()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        for topic, payload in messages:
-            assert window.acquire(timeout=30), "the broker stopped acknowledging the backlog"
-            client.publish(topic, payload, qos=1)
-        for _ in range(WINDOW):  # the whole window back: every message acknowledged
-            assert window.acquire(timeout=30), "the broker did not acknowledge the backlog"
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 class Arrivals:
@@ -152,7 +133,7 @@ def test_alerts_raised_early_in_a_backlog_go_out_before_half_of_it_is_drained(
     try:
         agent.wait_for("mqtt_subscribed", timeout=30)  # the session and its subscriptions exist
         assert agent.stop(timeout=30) == 0
-        publish_backlog(broker, backlog())
+        publish_burst(broker, backlog(), client_id="backlog-publisher")
         with listening(broker) as arrivals:
             agent.start()
             agent.wait_for("mqtt_subscribed", timeout=30, count=2)

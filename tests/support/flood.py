@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as paho
-
 from tests.support.agent_process import AgentProcess
+from tests.support.live import publish_burst
 from tests.support.mosquitto import Mosquitto
 
 
@@ -71,34 +70,22 @@ def flood(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="flood-publisher")
-    client.max_inflight_messages_set(1000)
-    acked = [0]  # paho can hold at most 65,535 unacknowledged messages: stay well below
-
-    def on_publish(*_args: object) -> None:
-        acked[0] += 1
-
-    client.on_publish = on_publish
-    client.connect(broker.host, broker.port)
-    client.loop_start()
     started = time.monotonic()
+    burst = (
+        (
+            f"factory/plant1/stock/FL-{n % skus:05d}",
+            json.dumps({"on_hand": 500 + n % 50}).encode(),
+        )
+        for n in range(messages)
+    )
     try:
-        last = None
-        for n in range(messages):
-            while n - acked[0] > 20_000:
-                time.sleep(0.005)  # the broker is behind: let it catch up (flow control)
-            body = json.dumps({"on_hand": 500 + n % 50}).encode()
-            last = client.publish(f"factory/plant1/stock/FL-{n % skus:05d}", body, qos=1)
-        assert last is not None
-        last.wait_for_publish(timeout_s)
+        publish_burst(broker, burst, client_id="flood-publisher", stall_s=timeout_s)
         published = time.monotonic() - started
         _wait_acked(agent, committed, timeout_s)
         drained = time.monotonic() - started
     finally:
         done.set()
         sampler.join()
-        client.loop_stop()
-        client.disconnect()
     return FloodResult(messages, published, drained, before, peak[0], peak[1])
 
 

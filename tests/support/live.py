@@ -6,8 +6,9 @@ Shared by the integration and fault tests (no pytest imports: benchmarks may use
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -45,3 +46,30 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def publish_burst(
+    broker: Mosquitto,
+    messages: Iterable[tuple[str, bytes]],
+    client_id: str,
+    window: int = 500,
+    stall_s: float = 30.0,
+) -> None:
+    """Publish at QoS 1 as fast as the broker takes them and return once it has acknowledged
+    every one. At most `window` messages are unacknowledged: paho's own queue beyond its
+    in-flight window can stall when fed from another thread, so that window is never filled."""
+    slots = threading.BoundedSemaphore(window)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.max_inflight_messages_set(window)
+    client.on_publish = lambda *_args: slots.release()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            assert slots.acquire(timeout=stall_s), "the broker stopped acknowledging"
+            client.publish(topic, payload, qos=1)
+        for _ in range(window):  # the whole window back: every message acknowledged
+            assert slots.acquire(timeout=stall_s), "the broker did not acknowledge the last"
+    finally:
+        client.loop_stop()
+        client.disconnect()
