@@ -235,10 +235,10 @@ class RouteSettings(_Section):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from apscheduler.triggers.cron import CronTrigger
+        from agent.rulebook.timing import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value)
+            crontab_trigger(value)
         except ValueError as exc:
             raise ValueError(f"not a crontab line (minute hour day month weekday): {exc}") from exc
         return value

@@ -12,13 +12,13 @@ from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.config import RouteSettings
 from agent.errors import StoreError
 from agent.notify.outbox import Outbox
 from agent.notify.routes import matches, subject_of
+from agent.rulebook.timing import crontab_trigger
 from agent.store.repository import Store
 
 log = structlog.get_logger(__name__)
@@ -75,7 +75,7 @@ class DigestSchedule:
         scheduler = BackgroundScheduler(timezone="UTC")
         for route in routes:
             assert route.digest_cron is not None
-            trigger = CronTrigger.from_crontab(route.digest_cron, timezone=route.timezone)
+            trigger = crontab_trigger(route.digest_cron, timezone=route.timezone)
             scheduler.add_job(self.send, trigger, args=[route], id=f"digest-{route.name}")
         scheduler.start()
         self._scheduler = scheduler

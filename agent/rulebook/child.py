@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from agent.rulebook.engine import Note
 
 PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
-# What the worker process runs (`python -c`): the socket's descriptor and the serve function's
-# "module:name" follow on the command line.
+# What the worker process runs (`python -c`): the socket's descriptor, the serve function's
+# "module:name" and the daemon's PID follow on the command line.
 CHILD: Final = "from agent.rulebook.child import child_main; child_main()"
 
 # A match as it crosses the boundary: rule id, (alias, fact key) pairs, `any:` variant.
@@ -36,7 +36,6 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
     """The worker's main loop: (op, payload) requests in, answers out, until EOF or `close`."""
     from agent.rulebook.engine import DurableEngine
 
-    _die_with_parent()
     try:
         engine = DurableEngine(plan, note=_logging_on_first_use(log_level, log_format))
     except EngineError as exc:
@@ -63,8 +62,10 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
 
 
 def child_main() -> None:
-    """The worker process's entry (`python -c ...`): the connection's descriptor and the serve
-    function are on the command line; the plan and logging come first over the connection."""
+    """The worker process's entry (`python -c ...`): the connection's descriptor, the serve
+    function and the daemon's PID are on the command line; the plan and logging come first over
+    the connection."""
+    _die_with_parent(int(sys.argv[3]))
     conn = Connection(int(sys.argv[1]))
     paths, plan, log_level, log_format = conn.recv()
     sys.path[:] = paths
@@ -91,9 +92,14 @@ def _logging_on_first_use(log_level: str, log_format: str) -> Note:
     return note
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(daemon_pid: int) -> None:
     """Ask Linux to SIGKILL this worker when the daemon dies, even if the worker hangs and never
-    reads the closed pipe (elsewhere, EOF on the pipe is all there is)."""
+    reads the closed pipe (elsewhere, EOF on the pipe is all there is).
+
+    The daemon's PID comes from the daemon: in a container it is PID 1 itself, so "my parent is
+    init" cannot mean "my parent died". A parent other than the daemon means the daemon died
+    before the request took effect and the worker was handed to a reaper.
+    """
     try:
         import ctypes
 
@@ -101,7 +107,7 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the daemon died before the request took effect
+    if os.getppid() != daemon_pid:
         os._exit(1)
 
 

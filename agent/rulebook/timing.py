@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
 
 from apscheduler.triggers.cron import CronTrigger
 
 _PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Crontab weekdays: 0 and 7 are Sunday, 1 is Monday. APScheduler 3 numbers Monday 0.
+_WEEKDAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_WEEKDAY_PART: Final = re.compile(r"(\*|\w+)(?:-(\w+))?(?:/(\d+))?")
 MAX_DURATION_S: Final = 366 * 86400
 
 
@@ -41,6 +44,62 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def _crontab_weekday(text: str) -> int:
+    name = text.lower()
+    if name.isdigit() and 0 <= int(name) <= 7:
+        return int(name) % 7
+    if name[:3] in _WEEKDAYS and len(name) == 3:
+        return _WEEKDAYS.index(name)
+    raise ValueError(f"bad weekday {text!r}: 0-7 (0 and 7 are Sunday) or sun..sat")
+
+
+def _weekday_field(field: str) -> str:
+    """A crontab weekday field (0 or 7 = Sunday) in APScheduler 3's numbering (0 = Monday)."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        m = _WEEKDAY_PART.fullmatch(part)
+        if m is None:
+            raise ValueError(f"bad weekday field {field!r}")
+        first_text, last_text, step_text = m.groups()
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"bad step in weekday field {field!r}")
+        if first_text == "*":
+            if last_text:
+                raise ValueError(f"bad weekday field {field!r}")
+            first, last = 0, 6
+        else:
+            first = _crontab_weekday(first_text)
+            last = first if last_text is None else _crontab_weekday(last_text)
+            if last_text is not None and last_text.strip() == "7":
+                last = 7
+            if last < first:
+                raise ValueError(f"bad weekday range {part!r}: the first day comes after the last")
+            if last_text is None and step_text:
+                last = 6
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(str((day - 1) % 7) for day in sorted(days, key=lambda d: (d - 1) % 7))
+
+
+def crontab_trigger(text: str, timezone: tzinfo | str = UTC) -> CronTrigger:
+    """An APScheduler 3 trigger for a five-field crontab line, weekdays by the crontab convention
+    (`1-5` is Monday to Friday; `CronTrigger.from_crontab` would read Tuesday to Saturday)."""
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekday_field(weekday),
+        timezone=timezone,
+    )
+
+
 @dataclass(frozen=True)
 class Cron:
     """A five-field crontab line (minute hour day month weekday), in UTC."""
@@ -65,7 +124,7 @@ def parse_cron(text: object) -> Cron:
             f"bad schedule {text!r}: five fields, minute hour day month weekday, e.g. '0 6 * * *'"
         )
     try:
-        trigger = CronTrigger.from_crontab(text, timezone=UTC)
+        trigger = crontab_trigger(text, timezone=UTC)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"bad schedule {text!r}: {exc}") from exc
     return Cron(text, trigger)

@@ -7,6 +7,7 @@ batch retried; a fact that stops the worker twice on its own is quarantined (an 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -222,7 +223,7 @@ class ProcessEngine:
         target = f"{self._target.__module__}:{self._target.__qualname__}"
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(child_socket.fileno()), target],
+            [sys.executable, "-c", CHILD, str(child_socket.fileno()), target, str(os.getpid())],
             pass_fds=(child_socket.fileno(),),
             stdin=subprocess.DEVNULL,
         )
