@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,11 @@ format = "json"
 
 
 class AgentProcess:
-    def __init__(self, config: Path, cwd: Path) -> None:
+    def __init__(self, config: Path, cwd: Path, prefix: Sequence[str] = ()) -> None:
+        """`prefix` runs the daemon under another command, e.g. `unshare --pid --fork`."""
         self.config = config
         self.cwd = cwd
+        self.prefix = list(prefix)
         self.process: subprocess.Popen[str] | None = None
         self.events: list[dict[str, Any]] = []
         self.lines: list[str] = []
@@ -73,7 +76,7 @@ class AgentProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
         env["PYTHONPATH"] = str(REPO)  # the checkout under test, whatever is installed
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", "--config", str(self.config)],
+            [*self.prefix, sys.executable, "-m", "agent", "run", "--config", str(self.config)],
             cwd=self.cwd,
             env=env,
             stdout=subprocess.PIPE,
