@@ -1,6 +1,8 @@
 """Shift calendars: named shifts by weekday and time of day, holidays, planned downtime windows.
 
-Parsed from the `calendars:` table of config/machines.yaml; pure lookups of a time (UTC) after that.
+Parsed from the `calendars:` table of config/machines.yaml; pure lookups of a time after that.
+Shift times are wall-clock times in the calendar's `timezone` (an IANA name, UTC by default), so a
+06:00 shift in Berlin starts at 06:00 Berlin time on both sides of a daylight-saving change.
 """
 
 from __future__ import annotations
@@ -8,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import MasterDataError
 
@@ -46,16 +49,21 @@ class Downtime:
     days: frozenset[int] = frozenset()
     start_min: int = 0
     length_min: int = 0
+    zone: tzinfo = UTC
 
     def covers(self, at: datetime) -> bool:
         if self.start is not None and self.end is not None:
             return self.start <= at < self.end
+        local = at.astimezone(self.zone).date()
         for back in (0, 1):
-            day = at.date() - timedelta(days=back)
+            day = local - timedelta(days=back)
             if day.weekday() not in self.days:
                 continue
-            begin = _at(day, self.start_min)
-            if begin <= at < begin + timedelta(minutes=self.length_min):
+            if (
+                _at(day, self.start_min, self.zone)
+                <= at
+                < _at(day, self.start_min + self.length_min, self.zone)
+            ):
                 return True
         return False
 
@@ -66,18 +74,21 @@ class ShiftCalendar:
     shifts: tuple[Shift, ...]
     holidays: frozenset[date] = frozenset()
     downtime: tuple[Downtime, ...] = ()
+    zone: tzinfo = UTC
 
     def shift_at(self, at: datetime) -> CurrentShift | None:
-        """The shift working at `at`, or None (no shift, or a holiday: by the shift's start day)."""
+        """The shift working at `at`, or None (no shift, or a holiday: by the shift's start day,
+        both in the calendar's time zone). The shift's start and end come back in UTC."""
+        local = at.astimezone(self.zone).date()
         for back in (0, 1):
-            day = at.date() - timedelta(days=back)
+            day = local - timedelta(days=back)
             if day in self.holidays:
                 continue
             for shift in self.shifts:
                 if day.weekday() not in shift.days:
                     continue
-                start = _at(day, shift.start_min)
-                end = start + timedelta(minutes=shift.length_min)
+                start = _at(day, shift.start_min, self.zone)
+                end = _at(day, shift.start_min + shift.length_min, self.zone)
                 if start <= at < end:
                     return CurrentShift(shift.name, start, end)
         return None
@@ -86,15 +97,19 @@ class ShiftCalendar:
         return any(window.covers(at) for window in self.downtime)
 
 
-def _at(day: date, minutes: int) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=minutes)
+def _at(day: date, minutes: int, zone: tzinfo = UTC) -> datetime:
+    """The instant (UTC) of wall-clock `minutes` after midnight of `day` in `zone`; minutes past
+    a day roll over to the next day's wall clock (a night shift ending at 06:00)."""
+    wall = datetime.combine(day, time(), tzinfo=zone) + timedelta(minutes=minutes)
+    return wall.astimezone(UTC)
 
 
 # --- parsing -----------------------------------------------------------------------------------
 
 
 def parse_calendars(raw: Any, source: str) -> dict[str, ShiftCalendar]:
-    """`calendars:` name -> {shifts, holidays, planned_downtime}; every problem in one error."""
+    """`calendars:` name -> {timezone, shifts, holidays, planned_downtime}; every problem in one
+    error."""
     problems: list[str] = []
     calendars: dict[str, ShiftCalendar] = {}
     if raw is None:
@@ -106,9 +121,10 @@ def parse_calendars(raw: Any, source: str) -> dict[str, ShiftCalendar]:
         if not isinstance(spec, Mapping):
             problems.append(f"{where}: expected shifts, holidays, planned_downtime")
             continue
-        unknown = set(spec) - {"shifts", "holidays", "planned_downtime"}
+        unknown = set(spec) - {"timezone", "shifts", "holidays", "planned_downtime"}
         if unknown:
             problems.append(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+        zone = _zone(spec.get("timezone", "UTC"), f"{where}.timezone", problems)
         shifts = [
             _shift(s, f"{where}.shifts[{i}]", problems)
             for i, s in enumerate(_list(spec, "shifts", where, problems))
@@ -118,7 +134,7 @@ def parse_calendars(raw: Any, source: str) -> dict[str, ShiftCalendar]:
             for i, d in enumerate(_list(spec, "holidays", where, problems))
         ]
         downtime = [
-            _downtime(w, f"{where}.planned_downtime[{i}]", problems)
+            _downtime(w, f"{where}.planned_downtime[{i}]", zone, problems)
             for i, w in enumerate(_list(spec, "planned_downtime", where, problems))
         ]
         calendars[str(name)] = ShiftCalendar(
@@ -126,6 +142,7 @@ def parse_calendars(raw: Any, source: str) -> dict[str, ShiftCalendar]:
             tuple(s for s in shifts if s is not None),
             frozenset(d for d in holidays if d is not None),
             tuple(w for w in downtime if w is not None),
+            zone,
         )
     if problems:
         raise MasterDataError("\n".join(problems))
@@ -152,7 +169,17 @@ def _shift(spec: Any, where: str, problems: list[str]) -> Shift | None:
     return Shift(spec["name"], days, start, length)
 
 
-def _downtime(spec: Any, where: str, problems: list[str]) -> Downtime | None:
+def _zone(value: Any, where: str, problems: list[str]) -> tzinfo:
+    if value in ("UTC", "utc", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"{where}: unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)")
+        return UTC
+
+
+def _downtime(spec: Any, where: str, zone: tzinfo, problems: list[str]) -> Downtime | None:
     if not isinstance(spec, Mapping):
         problems.append(f"{where}: expected {{start, end, note}} (and `days` for a weekly one)")
         return None
@@ -162,8 +189,11 @@ def _downtime(spec: Any, where: str, problems: list[str]) -> Downtime | None:
         start, end = (_clock(spec.get(k), f"{where}.{k}", problems) for k in ("start", "end"))
         if days is None or start is None or end is None:
             return None
-        return Downtime(note, days=days, start_min=start, length_min=(end - start) % _DAY_MIN)
-    start_at, end_at = (_instant(spec.get(k), f"{where}.{k}", problems) for k in ("start", "end"))
+        length = (end - start) % _DAY_MIN
+        return Downtime(note, days=days, start_min=start, length_min=length, zone=zone)
+    start_at, end_at = (
+        _instant(spec.get(k), f"{where}.{k}", zone, problems) for k in ("start", "end")
+    )
     if start_at is None or end_at is None:
         return None
     if end_at <= start_at:
@@ -207,7 +237,7 @@ def _day(value: Any, where: str, problems: list[str]) -> date | None:
         return None
 
 
-def _instant(value: Any, where: str, problems: list[str]) -> datetime | None:
+def _instant(value: Any, where: str, zone: tzinfo, problems: list[str]) -> datetime | None:
     try:
         if isinstance(value, datetime):
             parsed = value
@@ -216,4 +246,4 @@ def _instant(value: Any, where: str, problems: list[str]) -> datetime | None:
     except ValueError:
         problems.append(f"{where}: expected a time like 2026-03-04T06:00:00Z, got {value!r}")
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
