@@ -56,6 +56,9 @@ def main(seconds: float) -> int:
     env.update(
         AGENT_DATABASE__URL=f"sqlite:///{DEMO}/agent.db",
         AGENT_MQTT__CLIENT_ID=f"factory-agent-demo-{os.getpid()}",
+        # Topics of its own: `make run`'s agent (subscribed under `factory/`) never takes in the
+        # simulated plant, and this agent never sees a real one.
+        AGENT_MQTT__TOPIC_PREFIX="demo",
         AGENT_MQTT__SESSION_EXPIRY_S="60",  # a demo's session should not outlive it
         AGENT_HTTP__ENABLED="true",
         AGENT_HTTP__PORT=str(port),

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 port="${AGENT_MQTT__PORT:-1883}"
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 if answers; then
-  echo "broker: using the one on 127.0.0.1:$port"
+  # Not ours: its persistence and queue limits are whatever its own configuration says.
+  echo "broker: using the broker already listening on 127.0.0.1:$port; it was not started" \
+    "from config/mosquitto.conf, so that file's settings (persistence, autosave_interval 1," \
+    "max_queued_messages 200000) are not in effect. Stop it (e.g. systemctl stop mosquitto)" \
+    "to have this script start Mosquitto with them." >&2
   exit 0
 fi
 mosquitto_bin="$(command -v mosquitto || true)"
@@ -22,7 +26,12 @@ if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
 fi
 "$mosquitto_bin" -d -c config/mosquitto.conf
 for _ in $(seq 50); do
-  if answers; then echo "broker: started Mosquitto on 127.0.0.1:$port (log: data/mosquitto/mosquitto.log)"; exit 0; fi
+  if answers; then
+    echo "broker: started Mosquitto on 127.0.0.1:$port with config/mosquitto.conf (persistence" \
+      "in data/mosquitto/, autosave_interval 1, max_queued_messages 200000;" \
+      "log: data/mosquitto/mosquitto.log)"
+    exit 0
+  fi
   sleep 0.1
 done
 echo "broker: Mosquitto did not start; see data/mosquitto/mosquitto.log" >&2

@@ -62,9 +62,6 @@ class ReorderBook:
         """What the agent's own open reorders still expect for the SKU."""
         return sum(reorder.outstanding for reorder in self._open.get((site, sku), ()))
 
-    def is_open(self, dedup_key: str) -> bool:
-        return any(r.dedup_key == dedup_key for rs in self._open.values() for r in rs)
-
     def opened(self, reorder: OpenReorder) -> bool:
         """Record a reorder a rule asked for; False when its key is open already (a repeat)."""
         existing = self._open.setdefault((reorder.site, reorder.sku), [])
@@ -110,9 +107,3 @@ class ReorderBook:
             at=message.ts,
         )
 
-
-def oldest_age_days(reorders: list[OpenReorder], now: datetime) -> float | None:
-    """Age of the oldest open reorder in days, for expedite messages."""
-    if not reorders:
-        return None
-    return round((now - min(r.opened_at for r in reorders)).total_seconds() / 86400.0, 2)
