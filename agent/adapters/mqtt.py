@@ -9,6 +9,7 @@ import queue
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,12 +24,17 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent.adapters.mqttprobe import diagnose
+
 log = structlog.get_logger(__name__)
 
 # How long a blocked on_message waits before it looks at the stop flag again.
 _PUT_SLICE_S = 0.1
 # How long `stop()` waits for the DISCONNECT (and the acks before it) to be written.
 _FLUSH_ON_STOP_S = 2.0
+# This many drops of a live connection within the window read as another client with our id.
+_FLAP_DROPS = 3
+_FLAP_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +105,20 @@ class MqttSource:
         self._generation = 0
         self._live_generation: int | None = None
         self._subscribe_mid: int | None = None
+        self._tls = tls
+        self._last_failure = ""
+        self._drops: deque[float] = deque()  # when the broker dropped a live connection
+        self._takeover_warned = -float("inf")
         self._client = self._make_client(username, password, reconnect_min_s, reconnect_max_s)
         if tls is not None:
             _use_tls(self._client, tls)
+        elif username is not None and not _is_loopback(host):
+            log.warning(
+                "mqtt_credentials_in_clear",
+                host=host,
+                username=username,
+                hint="the password crosses the network unencrypted: set the mqtt.tls_* settings",
+            )
 
     def _make_client(
         self,
@@ -252,7 +269,12 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            log.warning("mqtt_connect_refused", host=self.host, reason=str(reason_code))
+            log.warning(
+                "mqtt_connect_refused",
+                host=self.host,
+                reason=str(reason_code),
+                hint=_refusal_hint(reason_code),
+            )
             return
         with self._lock:
             self._generation += 1
@@ -274,7 +296,18 @@ class MqttSource:
         _rc, self._subscribe_mid = client.subscribe(topics)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        log.warning("mqtt_connect_failed", host=self.host, port=self.port)
+        found = diagnose(self.host, self.port, self._tls)
+        # Every failure is logged, the same one at debug level after its first time: a broker down
+        # for an hour must not fill the log with the same two lines each reconnect.
+        again = found.reason == self._last_failure
+        self._last_failure = found.reason
+        (log.debug if again else log.warning)(
+            "mqtt_connect_failed",
+            host=self.host,
+            port=self.port,
+            reason=found.reason,
+            hint=found.hint,
+        )
 
     def _on_disconnect(
         self,
@@ -286,7 +319,31 @@ class MqttSource:
     ) -> None:
         self._mark_disconnected()
         self._gone.set()
+        self._last_failure = ""
         log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
+        if not self._stopping.is_set() and self._taken_over(reason_code):
+            log.warning(
+                "mqtt_session_taken_over",
+                client_id=self.client_id,
+                reason=str(reason_code),
+                drops=len(self._drops),
+                hint="another client connects with the same mqtt.client_id and the broker hands "
+                "it this agent's session (and its queued messages): give each agent its own",
+            )
+
+    def _taken_over(self, reason_code: ReasonCode) -> bool:
+        """True, at most once a minute, when the broker says another client took the session
+        (MQTT 5 reason 142) or drops this one again and again (Mosquitto 2.0 just closes it)."""
+        now = time.monotonic()
+        self._drops.append(now)
+        while self._drops and now - self._drops[0] > _FLAP_WINDOW_S:
+            self._drops.popleft()
+        if reason_code != "Session taken over" and len(self._drops) < _FLAP_DROPS:
+            return False
+        if now - self._takeover_warned < _FLAP_WINDOW_S * 2:
+            return False
+        self._takeover_warned = now
+        return True
 
     def _mark_disconnected(self) -> None:
         with self._lock:
@@ -343,6 +400,19 @@ class MqttSource:
     ) -> None:
         if reason_code.is_failure:
             log.error("mqtt_publish_refused", mid=mid, reason=str(reason_code))
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _refusal_hint(reason_code: ReasonCode) -> str:
+    text = str(reason_code)
+    if text in ("Bad user name or password", "Not authorized"):
+        return "check mqtt.username and the password (AGENT_MQTT__PASSWORD or mqtt.password_file)"
+    if text == "Client identifier not valid":
+        return "the broker refuses mqtt.client_id: use letters, digits and dashes"
+    return "see the broker's log"
 
 
 def _use_tls(client: paho.Client, tls: TlsOptions) -> None:

@@ -106,4 +106,3 @@ class ReorderBook:
             over_received=round(left, 6) if left > _EPSILON else 0.0,
             at=message.ts,
         )
-

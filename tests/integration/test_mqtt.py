@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from structlog.testing import capture_logs
 
 from agent.adapters.mqtt import Inbound, MqttSource
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import Mosquitto, free_port
 
 DEADLINE_S = 10.0
 STOCK = "factory/s1/stock/{sku}"
@@ -296,3 +296,39 @@ def test_many_publications_are_acknowledged_together_or_not_sent_while_offline(
     broker.stop()
     assert wait_until(lambda: not source.connected)
     assert source.publish_acknowledged(messages[:3]) == [None, None, None]
+
+
+def test_a_closed_broker_port_is_logged_with_the_reason_and_a_hint() -> None:
+    port = free_port()
+    source = MqttSource(
+        host="127.0.0.1",
+        port=port,
+        client_id="nobody-home",
+        subscriptions=["factory/#"],
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.2,
+    )
+    with capture_logs() as logs:
+        source.start()
+        try:
+            assert wait_until(
+                lambda: sum(e["event"] == "mqtt_connect_failed" for e in logs) >= 2
+            ), "no second connection attempt"
+        finally:
+            source.stop()
+    failures = [e for e in logs if e["event"] == "mqtt_connect_failed"]
+    assert failures[0]["reason"] == f"connection refused at 127.0.0.1:{port}"
+    assert "make broker" in failures[0]["hint"]
+    # The same failure again is not a new warning: an hour of outage is not an hour of warnings.
+    assert [e["log_level"] for e in failures[:2]] == ["warning", "debug"]
+
+
+def test_a_second_client_with_the_same_id_is_warned_about(
+    broker: Mosquitto, make_source: SourceFactory
+) -> None:
+    with capture_logs() as logs:
+        make_source(client_id="twin")
+        make_source(client_id="twin")
+        assert wait_until(lambda: any(e["event"] == "mqtt_session_taken_over" for e in logs))
+    (warning, *_) = [e for e in logs if e["event"] == "mqtt_session_taken_over"]
+    assert warning["log_level"] == "warning" and "client_id" in warning["hint"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from structlog.testing import capture_logs
 
 from agent.adapters.mqtt import MqttSource, TlsOptions
 from agent.store.repository import Store
@@ -149,3 +150,36 @@ def test_a_wrong_password_is_refused_and_the_right_one_accepted(
         assert right.wait_connected(10.0)
     finally:
         right.stop()
+
+
+def test_a_broker_that_cannot_be_verified_is_logged_with_the_reason_and_a_hint(
+    secure_broker: SecureMosquitto, certificates: Certificates, tmp_path: Path
+) -> None:
+    stranger = make_certificates(tmp_path / "other-pki", name="other")
+    probe = source(
+        secure_broker,
+        TlsOptions(stranger.ca, certificates.client_cert, certificates.client_key),
+    )
+    with capture_logs() as logs:
+        probe.start()
+        try:
+            assert not probe.wait_connected(2.0)
+        finally:
+            probe.stop()
+    (first, *_) = [e for e in logs if e["event"] == "mqtt_connect_failed"]
+    assert "certificate is not trusted" in first["reason"]
+    assert "tls_ca_file" in first["hint"]
+
+
+def test_a_plain_tcp_connection_with_a_password_to_another_host_is_warned_about() -> None:
+    with capture_logs() as logs:
+        MqttSource(
+            host="broker.plant.example",
+            port=1883,
+            client_id="clear",
+            subscriptions=[],
+            username=USER,
+            password=PASSWORD,
+        )
+    (warning,) = [e for e in logs if e["event"] == "mqtt_credentials_in_clear"]
+    assert warning["log_level"] == "warning" and PASSWORD not in str(warning)
