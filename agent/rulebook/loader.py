@@ -196,7 +196,8 @@ def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[
         document = load_yaml(text)
     except YamlProblem as exc:
         ctx.rule_id = _rule_id_before(text, exc.line)
-        ctx.problem(exc.line, exc.reason, "check indentation and quoting around this line")
+        hint = "check indentation and quoting around this line" if exc.syntax else ""
+        ctx.problem(exc.line, exc.reason, hint)
         return []
     if document is None:
         ctx.problem(1, "the file is empty", "a rule file starts with `rules:`")

@@ -47,9 +47,12 @@ class LineList(list[Any]):
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int, reason: str) -> None:
+    """`syntax`: a YAML mistake (look at indentation and quoting), not a refused construct."""
+
+    def __init__(self, line: int, reason: str, syntax: bool = True) -> None:
         self.line = line
         self.reason = reason
+        self.syntax = syntax
         super().__init__(f"line {line}: {reason}")
 
 
@@ -100,7 +103,8 @@ def _check_flow_depth(text: str) -> None:
         if char in "[{":
             depth += 1
             if depth > MAX_FLOW_DEPTH:
-                raise YamlProblem(line, f"YAML nested deeper than {MAX_FLOW_DEPTH} levels")
+                reason = f"YAML nested deeper than {MAX_FLOW_DEPTH} levels"
+                raise YamlProblem(line, reason, syntax=False)
         elif char in "]}":
             depth = max(depth - 1, 0)
         elif char == "\n":
@@ -128,7 +132,7 @@ def check_structure(
     document), which keeps nothing and does not recurse. YAML errors are left to the build,
     which reports them in its own words."""
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise YamlProblem(1, f"the file is over the limit of {max_bytes} bytes")
+        raise YamlProblem(1, f"the file is over the limit of {max_bytes} bytes", syntax=False)
     _check_flow_depth_fast(text)
     try:
         parser = loader(text)
@@ -150,7 +154,7 @@ def _check_depth(parser: Any) -> None:
         if kind is MappingStartEvent or kind is SequenceStartEvent:
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlProblem(event.start_mark.line + 1, _TOO_DEEP)
+                raise YamlProblem(event.start_mark.line + 1, _TOO_DEEP, syntax=False)
         elif kind is MappingEndEvent or kind is SequenceEndEvent:
             depth -= 1
 
@@ -171,13 +175,14 @@ def _check_events(parser: Any, merge_keys: bool) -> None:
         after_merge = bool(stack) and stack[-1][0] and not stack[-1][1] and stack[-1][2] == "<<"
         if isinstance(event, AliasEvent):
             if not (merge_keys and after_merge) or inside is not None:
-                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES)
+                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES, syntax=False)
             merged += anchored.get(event.anchor or "", 0)
             if merged > MAX_MERGED_ENTRIES:
-                raise YamlProblem(line, f"merge keys copy over {MAX_MERGED_ENTRIES} entries")
+                reason = f"merge keys copy over {MAX_MERGED_ENTRIES} entries"
+                raise YamlProblem(line, reason, syntax=False)
         elif isinstance(event, NodeEvent) and event.anchor is not None:
             if not merge_keys or not isinstance(event, MappingStartEvent) or inside is not None:
-                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES)
+                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES, syntax=False)
             inside = (event.anchor, len(stack) + 1, line)
             counted = 0
         if is_key:
@@ -189,7 +194,7 @@ def _check_events(parser: Any, merge_keys: bool) -> None:
         if isinstance(event, CollectionStartEvent):
             stack.append([isinstance(event, MappingStartEvent), True, None])
             if len(stack) > MAX_DEPTH:
-                raise YamlProblem(line, _TOO_DEEP)
+                raise YamlProblem(line, _TOO_DEEP, syntax=False)
         elif isinstance(event, CollectionEndEvent):
             if inside is not None and len(stack) == inside[1]:
                 anchored[inside[0]] = counted
