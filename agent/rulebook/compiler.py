@@ -3,7 +3,8 @@
 Only shapes proven safe go to the engine (notes/durable-rules.md): `field == literal`, numeric
 `field < literal` and friends, and equality joins on an earlier alias. The engine is a pre-filter:
 every match is re-checked in Python against the whole condition, so the engine may match more
-than a rule says, never less.
+than a rule says, never less. `matches()` is never handed to the engine (its `$mt` operator runs
+the engine's own C regex code): it is evaluated in Python only, by RE2, in linear time.
 """
 
 from __future__ import annotations

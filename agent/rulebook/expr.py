@@ -12,11 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import re2
+
 from agent.errors import ExpressionError
 
 MAX_LENGTH: Final = 2000
 MAX_DEPTH: Final = 40
 MAX_REGEX_LENGTH: Final = 200
+# matches() on a longer string is false: the rule reads a code or an id, not a document.
+MAX_MATCH_INPUT: Final = 4096
 
 KEYWORDS: Final = frozenset({"and", "or", "not", "in", "true", "false", "null"})
 COMPARISONS: Final = frozenset({"==", "!=", "<", "<=", ">", ">="})
@@ -73,10 +77,47 @@ class Call:
     func: str
     args: tuple[Node, ...]
     col: int
-    pattern: re.Pattern[str] | None = None  # compiled once for matches()
+    pattern: Regex | None = None  # compiled once for matches()
 
 
 Node = Literal | Field | ListOf | Unary | Binary | Call
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the reason goes into the rule problem, not to stderr
+
+
+class Regex:
+    """A `matches()` pattern, run by RE2: time linear in the text whatever the pattern, so
+    `(a+)+$` cannot freeze the agent as it does Python's backtracking `re`. RE2 has no
+    backreferences or lookarounds: such a pattern is refused when the rule is read."""
+
+    __slots__ = ("_compiled", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._compiled = re2.compile(text, _RE2_OPTIONS)  # raises re2.error
+
+    def search(self, value: str) -> bool:
+        """Whether the pattern occurs in `value`; never for a string over MAX_MATCH_INPUT."""
+        if len(value) > MAX_MATCH_INPUT:
+            return False
+        try:
+            return self._compiled.search(value) is not None
+        except UnicodeError:  # a lone surrogate: not text RE2 can read
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Regex) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Regex({self.text!r})"
+
+    def __reduce__(self) -> tuple[type[Regex], tuple[str]]:
+        return Regex, (self.text,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,15 +377,24 @@ class _Parser:
         return Call(name, tuple(args), token.col, pattern)
 
 
-def _compile_regex(node: Node, col: int) -> re.Pattern[str]:
+def _compile_regex(node: Node, col: int) -> Regex:
     if not isinstance(node, Literal) or not isinstance(node.value, str):
         raise ExpressionError("matches() needs a string literal as its pattern", col)
     if len(node.value) > MAX_REGEX_LENGTH:
         raise ExpressionError(f"pattern longer than {MAX_REGEX_LENGTH} characters", col)
     try:
-        return re.compile(node.value)
-    except re.error as exc:
-        raise ExpressionError(f"invalid pattern {node.value!r}: {exc}", col) from exc
+        return Regex(node.value)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ExpressionError(
+            f"invalid pattern {node.value!r}: {reason} (the syntax is RE2's: no backreferences"
+            " or lookarounds)",
+            col,
+        ) from exc
+    except UnicodeError as exc:  # a lone surrogate (`"\\ud800"`) is no UTF-8 for RE2
+        raise ExpressionError(f"invalid pattern {node.value!r}: not valid Unicode", col) from exc
 
 
 # name -> (min args, max args)
@@ -598,7 +648,7 @@ def _eval_call(node: Call, resolve: Resolver) -> Any:
     args = [evaluate(arg, resolve) for arg in node.args]
     if node.func == "matches":
         assert node.pattern is not None
-        return isinstance(args[0], str) and node.pattern.search(args[0]) is not None
+        return isinstance(args[0], str) and node.pattern.search(args[0])
     if not all(_is_number(arg) for arg in args):
         return None
     if node.func == "min":

@@ -22,7 +22,13 @@ from agent.rulebook.fields import FactSchema
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule, RuleSet
 from agent.rulebook.template import Template, parse_template
 from agent.rulebook.timing import parse_cron, parse_duration
-from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
+from agent.rulebook.yamlsrc import (
+    MAX_RULE_FILE_BYTES,
+    LineList,
+    LineMap,
+    YamlProblem,
+    load_yaml,
+)
 
 RULE_KEYS: Final = frozenset(
     {
@@ -139,6 +145,10 @@ def load_rules(paths: Sequence[Path], schema: FactSchema) -> RuleSet:
     sources: list[tuple[str, str]] = []
     for path in files:
         try:
+            if path.stat().st_size > MAX_RULE_FILE_BYTES:  # not read at all: it could be huge
+                reason = f"the file is over the limit of {MAX_RULE_FILE_BYTES} bytes"
+                problems.append(RuleProblem(str(path), 1, "", reason))
+                continue
             sources.append((str(path), path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(RuleProblem(str(path), 0, "", f"cannot read the file: {exc}"))
@@ -186,7 +196,8 @@ def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[
         document = load_yaml(text)
     except YamlProblem as exc:
         ctx.rule_id = _rule_id_before(text, exc.line)
-        ctx.problem(exc.line, exc.reason, "check indentation and quoting around this line")
+        hint = "check indentation and quoting around this line" if exc.syntax else ""
+        ctx.problem(exc.line, exc.reason, hint)
         return []
     if document is None:
         ctx.problem(1, "the file is empty", "a rule file starts with `rules:`")

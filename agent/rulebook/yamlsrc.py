@@ -1,14 +1,37 @@
 """YAML that remembers where things are: mappings and lists carry the line of each entry.
 
 Safe loading only (no tags beyond YAML's plain types); duplicate keys are refused, not merged.
+Hostile files are refused before anything is built from them (`check_structure`): over a size,
+nested too deep, or with anchors and aliases, which let a 1 kB file stand for gigabytes of text
+("billion laughs": 9 levels of 9 aliases, expanded by a `str()` of `description` or `key`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import yaml
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import MappingNode, Node, SequenceNode
+
+# A rule file (or rule test file) is a few kB; 1 MiB is far beyond any real one.
+MAX_RULE_FILE_BYTES: Final = 1 << 20
+# Nesting of mappings and lists, block or flow; a rule file needs about 6 levels.
+MAX_DEPTH: Final = 64
+# Master data merge keys (`<<: *template`): key/value pairs copied in all, over the whole file.
+MAX_MERGED_ENTRIES: Final = 1_000_000
 
 
 class LineMap(dict[Any, Any]):
@@ -24,9 +47,12 @@ class LineList(list[Any]):
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int, reason: str) -> None:
+    """`syntax`: a YAML mistake (look at indentation and quoting), not a refused construct."""
+
+    def __init__(self, line: int, reason: str, syntax: bool = True) -> None:
         self.line = line
         self.reason = reason
+        self.syntax = syntax
         super().__init__(f"line {line}: {reason}")
 
 
@@ -77,16 +103,116 @@ def _check_flow_depth(text: str) -> None:
         if char in "[{":
             depth += 1
             if depth > MAX_FLOW_DEPTH:
-                raise YamlProblem(line, f"YAML nested deeper than {MAX_FLOW_DEPTH} levels")
+                reason = f"YAML nested deeper than {MAX_FLOW_DEPTH} levels"
+                raise YamlProblem(line, reason, syntax=False)
         elif char in "]}":
             depth = max(depth - 1, 0)
         elif char == "\n":
             line += 1
 
 
-def load_yaml(text: str) -> Any:
+def _check_flow_depth_fast(text: str) -> None:
+    # str.count runs in C: the character loop only for a text with enough brackets to matter.
+    if text.count("[") + text.count("{") > MAX_FLOW_DEPTH:
+        _check_flow_depth(text)
+
+
+def check_structure(
+    text: str,
+    max_bytes: int,
+    loader: Callable[[str], Any] = yaml.SafeLoader,
+    merge_keys: bool = False,
+) -> None:
+    """Refuse, as a `YamlProblem` with the line, a text longer than `max_bytes`, nested deeper
+    than MAX_DEPTH, or holding an anchor (`&x`) or alias (`*x`). With `merge_keys` (master data),
+    `<<: *x` is allowed where `&x` is a mapping that holds no anchor or merge itself, and the
+    pairs so copied are counted against MAX_MERGED_ENTRIES: the expansion stays linear.
+
+    Reads PyYAML's event stream with the parser `loader` brings (the one that will build the
+    document), which keeps nothing and does not recurse. YAML errors are left to the build,
+    which reports them in its own words."""
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise YamlProblem(1, f"the file is over the limit of {max_bytes} bytes", syntax=False)
+    _check_flow_depth_fast(text)
+    try:
+        parser = loader(text)
+        try:
+            if "&" in text or "*" in text:
+                _check_events(parser, merge_keys)
+            else:  # no anchor or alias can be written: only the nesting to check, 3x faster
+                _check_depth(parser)
+        finally:
+            parser.dispose()
+    except yaml.YAMLError:
+        pass  # the build reports it, in its own words
+
+
+def _check_depth(parser: Any) -> None:
+    depth = 0
+    for event in iter(parser.get_event, None):
+        kind = type(event)
+        if kind is MappingStartEvent or kind is SequenceStartEvent:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlProblem(event.start_mark.line + 1, _TOO_DEEP, syntax=False)
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            depth -= 1
+
+
+def _check_events(parser: Any, merge_keys: bool) -> None:
+    # Per open collection: is it a mapping, is its next node a key, and the last key's text.
+    stack: list[list[Any]] = []
+    anchored: dict[str, int] = {}  # merge anchors -> scalars they hold
+    inside: tuple[str, int, int] | None = None  # the anchored mapping open: name, depth, line
+    counted = 0  # scalars within `inside`
+    merged = 0
+    while True:
+        event: Event | None = parser.get_event()
+        if event is None:
+            return
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        is_key = bool(stack) and stack[-1][0] and stack[-1][1]
+        after_merge = bool(stack) and stack[-1][0] and not stack[-1][1] and stack[-1][2] == "<<"
+        if isinstance(event, AliasEvent):
+            if not (merge_keys and after_merge) or inside is not None:
+                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES, syntax=False)
+            merged += anchored.get(event.anchor or "", 0)
+            if merged > MAX_MERGED_ENTRIES:
+                reason = f"merge keys copy over {MAX_MERGED_ENTRIES} entries"
+                raise YamlProblem(line, reason, syntax=False)
+        elif isinstance(event, NodeEvent) and event.anchor is not None:
+            if not merge_keys or not isinstance(event, MappingStartEvent) or inside is not None:
+                raise YamlProblem(line, _ONLY_MERGES if merge_keys else _NO_ALIASES, syntax=False)
+            inside = (event.anchor, len(stack) + 1, line)
+            counted = 0
+        if is_key:
+            stack[-1][2] = event.value if isinstance(event, ScalarEvent) else None
+        if isinstance(event, ScalarEvent):
+            counted += 1
+        if isinstance(event, NodeEvent) and stack and stack[-1][0]:
+            stack[-1][1] = not stack[-1][1]  # key, value, key, ...
+        if isinstance(event, CollectionStartEvent):
+            stack.append([isinstance(event, MappingStartEvent), True, None])
+            if len(stack) > MAX_DEPTH:
+                raise YamlProblem(line, _TOO_DEEP, syntax=False)
+        elif isinstance(event, CollectionEndEvent):
+            if inside is not None and len(stack) == inside[1]:
+                anchored[inside[0]] = counted
+                inside = None
+            stack.pop()
+
+
+_TOO_DEEP: Final = f"YAML nested deeper than {MAX_DEPTH} levels"
+_NO_ALIASES: Final = "YAML anchors and aliases (&name, *name) are not allowed: write the values out"
+_ONLY_MERGES: Final = (
+    "YAML aliases are allowed only as `<<: *name`, merging a mapping `&name` that holds"
+    " no anchor or merge itself"
+)
+
+
+def load_yaml(text: str, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
     """Parse one YAML document; raise `YamlProblem` with a line for anything wrong with it."""
-    _check_flow_depth(text)
+    check_structure(text, max_bytes, _LineLoader)
     try:
         loader = _LineLoader(text)
         try:
