@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from prometheus_client import Gauge
 
 from agent.adapters.http import HealthServer
 from agent.config import HttpSettings
-from agent.health import Check, CheckResult, flag_check, message_age_check
+from agent.health import Check, CheckResult, flag_check, message_age_check, run_checks
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -41,14 +44,16 @@ def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Chec
     }
 
 
+def watch_readiness(gauge: Gauge, checks: Mapping[str, Check]) -> None:
+    """`factory_agent_ready` runs the checks of /readyz at each scrape: alerts need a metric."""
+    gauge.set_function(lambda: float(all(r.ok for r in run_checks(checks).values())))
+
+
 def start_http(settings: HttpSettings, daemon: Daemon) -> HealthServer | None:
     if not settings.enabled:
         return None
-    server = HealthServer(
-        settings.host,
-        settings.port,
-        daemon.metrics.registry,
-        readiness_checks(daemon, settings.max_message_age_s),
-    )
+    checks = readiness_checks(daemon, settings.max_message_age_s)
+    watch_readiness(daemon.metrics.ready, checks)
+    server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks)
     server.start()
     return server
