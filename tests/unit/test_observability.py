@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from agent.health import CheckResult
 from agent.metrics import Metrics
 from agent.observability import watch_readiness
@@ -22,3 +24,20 @@ def test_ready_gauge_is_1_only_while_every_check_passes() -> None:
     broker[0] = True
     checks["broken"] = failing
     assert metrics.registry.get_sample_value("factory_agent_ready") == 0
+
+
+def test_a_check_that_hangs_reads_as_not_ready_without_blocking_the_scrape() -> None:
+    metrics = Metrics()
+    release = threading.Event()
+
+    def locked_database() -> CheckResult:
+        release.wait(30)
+        return CheckResult(True, "")
+
+    watch_readiness(metrics.ready, {"database": locked_database}, within_s=0.05)
+    assert metrics.registry.get_sample_value("factory_agent_ready") == 0
+    assert metrics.registry.get_sample_value("factory_agent_ready") == 0  # still stuck: no 2nd run
+    (thread,) = [t for t in threading.enumerate() if t.name == "readiness-metric"]
+    release.set()
+    thread.join(5)
+    assert metrics.registry.get_sample_value("factory_agent_ready") == 1
