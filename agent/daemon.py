@@ -117,13 +117,18 @@ class Daemon:
         self.outbox = Outbox(
             settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
         )
-        self.sender = Sender(store.engine, self.outbox, publish=self.outgoing.publish_acknowledged)
+        self.metrics = metrics or Metrics()
+        self.sender = Sender(
+            store.engine,
+            self.outbox,
+            publish=self.outgoing.publish_acknowledged,
+            metrics=self.metrics,
+        )
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
         self._stop = threading.Event()
         self._store_down = False
         self._acked = 0  # messages acknowledged since start
         self._overdue: threading.Timer | None = None  # armed by stop()
-        self.metrics = metrics or Metrics()
         self._generation = 1
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)

@@ -81,6 +81,16 @@ class Metrics:
             "Notifications written to the outbox and not yet sent.",
             registry=r,
         )
+        self.outbox_failures = Counter(
+            "factory_agent_outbox_failures",
+            "Failed delivery attempts of outbox rows (retried later, or given up as failed).",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "factory_agent_ready",
+            "1 while every readiness check of /readyz passes, else 0 (with [http] enabled).",
+            registry=r,
+        )
         self.rule_set_generation = Gauge(
             "factory_agent_rule_set_generation",
             "How many rule sets were loaded since start (1 after start, +1 per reload).",
@@ -115,6 +125,9 @@ class Metrics:
 
     def set_outbox_backlog(self, backlog: int) -> None:
         self.outbox_backlog.set(backlog)
+
+    def outbox_failed(self, count: int = 1) -> None:
+        self.outbox_failures.inc(count)
 
     def set_rule_set_generation(self, generation: int) -> None:
         self.rule_set_generation.set(generation)

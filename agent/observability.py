@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Gauge
 
 from agent.adapters.http import HealthServer
 from agent.config import HttpSettings
-from agent.health import Check, CheckResult, flag_check, message_age_check
+from agent.health import Check, CheckResult, flag_check, message_age_check, run_checks
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -41,14 +45,41 @@ def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Chec
     }
 
 
+# A scrape waits this long for the readiness checks; slower counts as not ready. A locked
+# database makes the database check wait for its lock: /metrics must still answer.
+READY_WITHIN_S = 1.0
+
+
+def watch_readiness(
+    gauge: Gauge, checks: Mapping[str, Check], within_s: float = READY_WITHIN_S
+) -> None:
+    """`factory_agent_ready` runs the checks of /readyz at each scrape (alerts need a metric),
+    on a thread of their own: 0 when one fails or they take longer than `within_s`."""
+    lock = threading.Lock()
+    state: dict[str, Any] = {"thread": None, "ok": False}
+
+    def run() -> None:
+        state["ok"] = all(result.ok for result in run_checks(checks).values())
+
+    def value() -> float:
+        with lock:
+            thread: threading.Thread | None = state["thread"]
+            if thread is None or not thread.is_alive():  # one run at a time, even if stuck
+                state["ok"] = False
+                thread = threading.Thread(target=run, name="readiness-metric", daemon=True)
+                state["thread"] = thread
+                thread.start()
+        thread.join(within_s)
+        return 0.0 if thread.is_alive() else float(state["ok"])
+
+    gauge.set_function(value)
+
+
 def start_http(settings: HttpSettings, daemon: Daemon) -> HealthServer | None:
     if not settings.enabled:
         return None
-    server = HealthServer(
-        settings.host,
-        settings.port,
-        daemon.metrics.registry,
-        readiness_checks(daemon, settings.max_message_age_s),
-    )
+    checks = readiness_checks(daemon, settings.max_message_age_s)
+    watch_readiness(daemon.metrics.ready, checks)
+    server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks)
     server.start()
     return server

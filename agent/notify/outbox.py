@@ -380,6 +380,13 @@ class Outbox:
         ]
         return sorted(claimed, key=lambda due: due.id)
 
+    def backlog(self, connection: Connection) -> int:
+        """Rows still to send (pending, due now or later): the `outbox_backlog` gauge."""
+        found = connection.execute(
+            select(func.count()).select_from(outbox_table).where(outbox_table.c.status == "pending")
+        )
+        return int(found.scalar_one())
+
     def alert_statuses(self, connection: Connection, ids: Iterable[int]) -> dict[int, str]:
         wanted = sorted(set(ids))
         if not wanted:

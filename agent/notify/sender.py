@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent.metrics import Metrics
 from agent.notify.channels import Delivery, send
 from agent.notify.message import render_group
 from agent.notify.outbox import FIRING_EVENTS, MQTT, Due, Outbox
@@ -40,6 +41,7 @@ class Sender:
         publish: Publish | None = None,
         send_fn: SendFn = send,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         self.outbox = outbox
@@ -47,6 +49,7 @@ class Sender:
         self._publish = publish
         self._send = send_fn
         self._rng = rng or random.Random()
+        self._metrics = metrics
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,6 +60,8 @@ class Sender:
         """Schedule due repeats, then try every due row once; return how many were tried."""
         with self._engine.begin() as connection:
             self.outbox.schedule_repeats(connection)
+            if self._metrics is not None:  # each poll: what is left to send, repeats included
+                self._metrics.set_outbox_backlog(self.outbox.backlog(connection))
         with self._engine.begin() as connection:
             claimed = self.outbox.claim_due(connection)
             statuses = self.outbox.alert_statuses(
@@ -112,6 +117,8 @@ class Sender:
                 self.outbox.mark_failed(
                     connection, ids, delivery.error, self._retry_at(batch, delivery)
                 )
+        if not delivery.ok:
+            self._failed(len(batch))
         self._log(batch, delivery)
         return len(batch)
 
@@ -151,9 +158,15 @@ class Sender:
                 )
             if waiting:
                 self.outbox.release(connection, waiting)
+        if late:
+            self._failed(len(late))
         if sent:
             log.debug("mqtt_published", ids=sent)
         return len(sent) + len(late)
+
+    def _failed(self, count: int) -> None:
+        if self._metrics is not None:
+            self._metrics.outbox_failed(count)
 
     def _retry_at(self, batch: list[Due], delivery: Delivery) -> datetime | None:
         attempts = max(due.attempts for due in batch) + 1

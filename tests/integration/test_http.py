@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +35,7 @@ def readiness(port: int) -> tuple[int, dict[str, Any]]:
 
 
 def start_agent(
-    broker: Mosquitto, tmp_path: Path, max_age_s: float = 0
+    broker: Mosquitto, tmp_path: Path, max_age_s: float = 0, extra: str = ""
 ) -> tuple[AgentProcess, int]:
     port = free_port()
     config = write_config(
@@ -42,7 +43,7 @@ def start_agent(
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id=f"agent-{tmp_path.name}",
-        extra=f"\n[http]\nenabled = true\nport = {port}\nmax_message_age_s = {max_age_s}\n",
+        extra=f"\n[http]\nenabled = true\nport = {port}\nmax_message_age_s = {max_age_s}\n" + extra,
     )
     process = AgentProcess(config, cwd=tmp_path)
     process.start()
@@ -62,6 +63,7 @@ def test_readyz_fails_within_10_s_of_the_broker_stopping_and_recovers(
 ) -> None:
     poll(lambda: readiness(agent_http)[0] == 200, 15, "ready with the broker up")
     assert get(agent_http, "/healthz")[0] == 200
+    assert "factory_agent_ready 1.0" in get(agent_http, "/metrics")[1]
 
     broker.stop()
     stopped = time.monotonic()
@@ -72,6 +74,7 @@ def test_readyz_fails_within_10_s_of_the_broker_stopping_and_recovers(
     assert body["failing"] == ["broker"]
     assert body["checks"]["database"]["ok"] is True
     assert get(agent_http, "/healthz")[0] == 200  # alive, only not ready
+    assert "factory_agent_ready 0.0" in get(agent_http, "/metrics")[1]
 
     broker.start()
     started = time.monotonic()
@@ -112,6 +115,41 @@ def test_metrics_count_messages_dead_letters_and_decisions(
     assert "factory_agent_rule_set_generation 1.0" in text
     for name in ("outbox_backlog", "engine_worker_restarts_total"):
         assert f"factory_agent_{name}" in text
+
+
+def sample(text: str, name: str) -> float | None:
+    found = re.search(rf"^{name} (\S+)$", text, flags=re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def test_undeliverable_notifications_show_as_outbox_backlog_and_failures(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    dead = free_port()  # nothing listens: every webhook delivery fails and is retried later
+    routes = (
+        f'\n[notify]\nchannels = {{ chat = "json://127.0.0.1:{dead}/hook" }}\nretry_min_s = 600\n'
+        '\n[[notify.routes]]\nname = "all"\nchannels = ["chat"]\n'
+    )
+    process, port = start_agent(broker, tmp_path, extra=routes)
+    try:
+        poll(lambda: readiness(port)[0] == 200, 15, "ready")
+        before = get(port, "/metrics")[1]
+        assert sample(before, "factory_agent_outbox_backlog") == 0
+        publisher = Publisher(broker)
+        try:
+            publisher.send(PRESS, {"state": "down", "fault": "E17"})  # a work order and an alert
+        finally:
+            publisher.close()
+
+        def scraped() -> str:
+            text = get(port, "/metrics")[1]
+            failures = sample(text, "factory_agent_outbox_failures_total") or 0
+            backlog = sample(text, "factory_agent_outbox_backlog") or 0
+            return text if failures >= 1 and backlog >= 1 else ""
+
+        poll(scraped, 15, "the failed delivery counted and its row in the backlog")
+    finally:
+        process.stop()
 
 
 def test_readyz_fails_when_no_message_came_for_too_long(broker: Mosquitto, tmp_path: Path) -> None:

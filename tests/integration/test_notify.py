@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from agent.clock import SimulatedClock
 from agent.config import NotifySettings, RouteSettings
+from agent.metrics import Metrics
 from agent.model import AlertDecision, Outcome
 from agent.notify import commands
 from agent.notify.digest import DigestSchedule
@@ -68,7 +69,8 @@ class Rig:
         self.store = store
         self.clock = SimulatedClock(START)
         self.outbox = Outbox(self.settings, "factory", self.clock)
-        self.sender = Sender(store.engine, self.outbox, rng=random.Random(6))
+        self.metrics = Metrics()
+        self.sender = Sender(store.engine, self.outbox, rng=random.Random(6), metrics=self.metrics)
 
     def fire(self, machine: str, severity: str = "critical", repeat_s: float | None = None) -> int:
         decision = AlertDecision(
@@ -123,6 +125,24 @@ def test_alert_fired_while_smtp_is_down_arrives_once_when_it_is_back(
     assert "temp_c 91.5 > max_temp_c 80" in body
     assert "factory-agent ack alert 1 --by NAME" in body
     assert "factory/plant1/agent/command" in body
+
+
+def test_each_pass_reports_the_outbox_backlog_and_failed_attempts(
+    store: Store, webhook: WebhookSink
+) -> None:
+    rig = Rig(store, {"chat": webhook.url()})
+    reg = rig.metrics.registry
+    webhook.stop()
+    rig.fire("press-01")
+    rig.fire("press-02")
+    assert rig.later(0) == 2
+    assert reg.get_sample_value("factory_agent_outbox_backlog") == 2
+    assert reg.get_sample_value("factory_agent_outbox_failures_total") == 2
+    webhook.start()
+    assert rig.later(120) == 2
+    assert reg.get_sample_value("factory_agent_outbox_failures_total") == 2  # both went out
+    assert rig.later(0) == 0
+    assert reg.get_sample_value("factory_agent_outbox_backlog") == 0
 
 
 def test_gives_up_after_max_attempts_with_the_reason(store: Store, webhook: WebhookSink) -> None:
