@@ -2,22 +2,34 @@
 #   docker build -t factory-agent .
 #   docker run -v ./config:/app/config -v ./rules:/app/rules -v agent-data:/app/data factory-agent
 # The build stage has the C compiler durable-rules needs; the final image only the virtualenv.
+# BASE_IMAGE: any Debian-based image with python3 (3.11), python3-venv and ca-certificates; CI
+# builds on a bookworm base made with mmdebstrap (scripts/image-ci.sh), users on the default.
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 # Not pinning apt versions (DL3008): the base image's Debian release fixes them, and a pin breaks
-# the build as soon as Debian ships a security update.
+# the build as soon as Debian ships a security update. Python's headers come with the python
+# image; Debian's own python3 needs python3-dev for them.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && { python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+      || apt-get install -y --no-install-recommends python3-dev; } \
  && rm -rf /var/lib/apt/lists/*
+# PIP_CERT, PIP_INDEX_URL (unset by default): for a PyPI behind a proxy with its own CA, or a mirror.
+ARG PIP_CERT
+ARG PIP_INDEX_URL
 ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY agent/ agent/
 COPY scripts/install.sh scripts/
-RUN scripts/install.sh /opt/venv postgres
+# pip and setuptools only install: the running agent imports neither (26 MB).
+RUN scripts/install.sh /opt/venv postgres \
+ && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
+ && /opt/venv/bin/factory-agent --version
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 RUN groupadd --system --gid 10001 agent \
  && useradd --system --uid 10001 --gid agent --home-dir /app --shell /usr/sbin/nologin agent
 COPY --from=build /opt/venv /opt/venv
