@@ -13,6 +13,9 @@
    `factory-agent actions --json`, a message published while it is stopped taken in after the
    restart with the data volume intact, SIGTERM exiting 0 within daemon.stop_timeout_s.
 5. The compose file's simulator, started the same way, makes decisions inside the stack.
+The agent and simulator containers take their environment, secrets, volumes and command from
+docker-compose.yml (podman-compose cannot run it here: its broker image is not reachable), so
+the file is what is tested. Run with the project's virtualenv (PyYAML).
 Prints the figures (build time, image size, start time, RSS, stop time). Exit 1 on any failure.
 
 The quirks of these machines (see the container issue): runc, not crun; explicit ulimits;
@@ -204,15 +207,41 @@ class Broker:
         self.process.wait(10)
 
 
-def agent_env(broker: Broker, user: str) -> list[str]:
-    pairs = {
-        "AGENT_MQTT__HOST": "127.0.0.1",
-        "AGENT_MQTT__PORT": str(broker.port),
-        "AGENT_MQTT__USERNAME": user,
-        "AGENT_MQTT__PASSWORD_FILE": f"/run/secrets/mqtt_{user}_password",
-        "AGENT_MQTT__RECONNECT_MAX_S": "1",
-    }
-    return [arg for key, value in pairs.items() for arg in ("-e", f"{key}={value}")]
+def compose_service(name: str) -> dict[str, Any]:
+    """A service of docker-compose.yml (needs PyYAML: run this with the project's virtualenv)."""
+    import yaml
+
+    services: dict[str, dict[str, Any]] = yaml.safe_load((REPO / "docker-compose.yml").read_text())[
+        "services"
+    ]
+    return services[name]
+
+
+def compose_flags(name: str, broker: Broker) -> list[str]:
+    """`podman run` flags for a compose service with the same settings: its environment (the
+    broker's address swapped for the host's), its secrets under /run/secrets, its volumes (named
+    ones prefixed for CI), its command. Ports are left out: the container shares the host's
+    network."""
+    service = compose_service(name)
+    flags: list[str] = []
+    environment = dict(service.get("environment") or {})
+    environment["AGENT_MQTT__HOST"] = "127.0.0.1"
+    environment["AGENT_MQTT__PORT"] = str(broker.port)
+    environment["AGENT_MQTT__RECONNECT_MAX_S"] = "1"
+    for key, value in environment.items():
+        flags += ["-e", f"{key}={value}"]
+    for secret in service.get("secrets") or []:
+        user = secret.removeprefix("mqtt_").removesuffix("_password")
+        flags += ["-v", f"{broker.secret(user)}:/run/secrets/{secret}:ro"]
+    for volume in service.get("volumes") or []:
+        source, _, target = volume.partition(":")
+        if source.startswith("./"):
+            flags += ["-v", f"{REPO / source[2:]}:{target}"]
+        else:
+            flags += ["-v", f"{VOLUME if source == 'agent-data' else 'fa-ci-' + source}:{target}"]
+    if (service.get("healthcheck") or {}).get("disable"):
+        flags.append("--no-healthcheck")
+    return flags
 
 
 def publish_from_image(broker: Broker, topic: str, payload: dict[str, Any]) -> None:
@@ -283,6 +312,7 @@ def rss_mb() -> float:
 
 
 def start_agent(broker: Broker, http_port: int) -> None:
+    """docker-compose.yml's agent service, with its settings, on the host's network."""
     run(
         [
             "podman",
@@ -291,18 +321,11 @@ def start_agent(broker: Broker, http_port: int) -> None:
             "--name",
             AGENT,
             *runtime_flags(),
-            *agent_env(broker, "agent"),
+            *compose_flags("agent", broker),
             "-e",
             f"AGENT_HTTP__PORT={http_port}",
-            "-v",
-            f"{broker.secret('agent')}:/run/secrets/mqtt_agent_password:ro",
-            "-v",
-            f"{REPO / 'config'}:/app/config:ro",
-            "-v",
-            f"{REPO / 'rules'}:/app/rules:ro",
-            "-v",
-            f"{VOLUME}:/app/data",
             IMAGE,
+            *(compose_service("agent").get("command") or []),
         ]
     )
 
@@ -371,6 +394,7 @@ def check_running_agent(broker: Broker) -> dict[str, float]:
 
 
 def check_simulated_plant(broker: Broker) -> None:
+    """docker-compose.yml's simulator service (profile "simulator") feeds the agent."""
     before = len(actions())
     run(
         [
@@ -380,16 +404,9 @@ def check_simulated_plant(broker: Broker) -> None:
             "--name",
             SIMULATOR,
             *runtime_flags(),
-            *agent_env(broker, "simulator"),
-            "-e",
-            "AGENT_HTTP__ENABLED=false",
-            "--no-healthcheck",
-            "-v",
-            f"{broker.secret('simulator')}:/run/secrets/mqtt_simulator_password:ro",
-            "-v",
-            f"{REPO / 'config'}:/app/config:ro",
+            *compose_flags("simulator", broker),
             IMAGE,
-            *["simulate", "--speed", "600", "--rate", "10", "--machines", "3", "--skus", "4"],
+            *compose_service("simulator")["command"],
         ]
     )
     wait_for("decisions from the simulated plant", lambda: len(actions()) > before, 120)
@@ -399,7 +416,8 @@ def check_simulated_plant(broker: Broker) -> None:
 def clean() -> None:
     for name in (SIMULATOR, AGENT):
         run(["podman", "rm", "-f", "-t", "0", name], check=False)
-    run(["podman", "volume", "rm", "-f", VOLUME], check=False)
+    for volume in (VOLUME, "fa-ci-mosquitto-data"):
+        run(["podman", "volume", "rm", "-f", volume], check=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
