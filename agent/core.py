@@ -343,6 +343,29 @@ class Core:
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
 
+    def swap_masterdata(self, masterdata: MasterData, now: datetime) -> list[Decision]:
+        """Use new master data (validated already) from now on, between two batches.
+
+        The facts of subjects whose master data changed are derived again at `now` and the rules
+        re-evaluated on them, as for a tick: a reorder point raised above the stock fires at
+        once, one lowered below it stops holding (and resolves where the rule says how). A match
+        that keeps holding is not repeated: master data is not a new observation.
+        """
+        steps = [
+            _Step(new.key, old, new, []) for old, new in self.world.swap_masterdata(masterdata, now)
+        ]
+        answers = update_many(self._engine, [self._posting(step) for step in steps])
+        decisions: list[Decision] = []
+        for step, answer in zip(steps, answers, strict=True):
+            if isinstance(answer, EngineError):
+                log.warning("masterdata_fact_failed", fact=step.key, error=str(answer))
+                continue
+            assert step.fact is not None
+            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
+        self._book_reorders(decisions)
+        log.info("masterdata_swapped", facts=len(steps), decisions=len(decisions))
+        return decisions
+
     def _use(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self._rules: dict[str, Rule] = ruleset.by_id()

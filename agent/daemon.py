@@ -26,14 +26,12 @@ from agent.adapters.rulewatch import RuleWatcher
 from agent.clock import SystemClock
 from agent.config import MqttSettings, Settings
 from agent.core import Core, EngineFactory
-from agent.errors import EngineError, RuleError, StoreError, TransitionError
+from agent.errors import EngineError, StoreError, TransitionError
 from agent.ingest.topics import TopicMap
 from agent.machinesync import sync_work_orders, work_order_closed
 from agent.memory import release_free_memory
 from agent.metrics import Metrics, count_messages
 from agent.model import (
-    AlertDecision,
-    AlertResolved,
     Decision,
     Fact,
     Message,
@@ -49,9 +47,9 @@ from agent.notify.sender import Sender
 from agent.partition import parse_sites, partition_filters
 from agent.pipeline import Pipeline, Raw
 from agent.policy import Policy
+from agent.reload import PolicyFiles, reload_policy
 from agent.report import record
 from agent.rulebook.engine import DurableEngine
-from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
 from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import ChangeHook, Store, StoredChange
@@ -130,6 +128,8 @@ class Daemon:
         self._acked = 0  # messages acknowledged since start
         self._overdue: threading.Timer | None = None  # armed by stop()
         self._generation = 1
+        # The first problem of the last master-data change refused ("" when the files load).
+        self.masterdata_refused = ""
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
@@ -173,7 +173,8 @@ class Daemon:
         self._overdue.start()
 
     def request_reload(self, why: str) -> None:
-        """Reload the rules between two batches (safe from a signal handler or another thread)."""
+        """Reload the rules and master data between two batches (safe from a signal handler or
+        another thread)."""
         self._chores.put(("reload", why))
 
     def _request_tick(self) -> None:
@@ -212,8 +213,8 @@ class Daemon:
         scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
         watcher = None
         if self.settings.rules.watch:
-            watcher = RuleWatcher(
-                [Path(self.settings.rules.path)],
+            watcher = RuleWatcher(  # the rule files and the master data files
+                self._policy_files().all(),
                 self.settings.rules.watch_interval_s,
                 self.request_reload,
             )
@@ -267,60 +268,39 @@ class Daemon:
             self._commit_decisions(decisions)
 
     def _reload(self, why: str) -> None:
-        """Validate the whole rule set; swap to it, or keep the running rules and raise an alert."""
+        """Validate the rule files and master data; swap to what changed and loads, keep what
+        runs and raise an alert for what does not (see `agent.reload`)."""
         started = datetime.now(UTC)
-        core = self.pipeline.core
-        current = core.ruleset
-        try:
-            # Rules only: the running master data stays (its facts are in the world state), so
-            # rules are checked against it. Master data changes take a restart.
-            ruleset = load_rules([Path(self.settings.rules.path)], self.policy.schema)
-            policy = Policy(self.policy.masterdata, self.policy.schema, ruleset)
-            if policy.ruleset.hash == current.hash:
-                log.info("rules_unchanged", rule_set=current.hash, why=why)
-                self._commit_decisions([self._reload_alert_resolved(current.hash)])
-                return
-            decisions = core.reload(policy.ruleset, started)
-        except (RuleError, EngineError) as exc:
-            self._reload_refused(exc, why, current.hash)
-            return
-        self.policy = policy
-        took_ms = (datetime.now(UTC) - started).total_seconds() * 1000
-        log.info(
-            "rules_reloaded",
-            rule_set=policy.ruleset.hash,
-            previous=current.hash,
-            rules=len(policy.ruleset.rules),
-            why=why,
-            took_ms=round(took_ms, 1),
+        previous = self.pipeline.core.ruleset.hash
+        reloaded = reload_policy(
+            self.pipeline.core, self.policy, self._policy_files(), started, why
         )
-        self._generation += 1
-        self.metrics.set_rule_set_generation(self._generation)
-        self._record_rule_set(policy.ruleset, why)
-        self._commit_decisions([*decisions, self._reload_alert_resolved(policy.ruleset.hash)])
+        self.policy = reloaded.policy
+        self.masterdata_refused = reloaded.masterdata_refused
+        ruleset = reloaded.policy.ruleset
+        took_ms = round((datetime.now(UTC) - started).total_seconds() * 1000, 1)
+        if reloaded.rules_changed:
+            log.info(
+                "rules_reloaded",
+                rule_set=ruleset.hash,
+                previous=previous,
+                rules=len(ruleset.rules),
+                why=why,
+                took_ms=took_ms,
+            )
+            self._generation += 1
+            self.metrics.set_rule_set_generation(self._generation)
+            self._record_rule_set(ruleset, why)
+        elif not reloaded.rules_refused:
+            log.info("rules_unchanged", rule_set=ruleset.hash, why=why, took_ms=took_ms)
+        self._commit_decisions(reloaded.decisions)
 
-    @staticmethod
-    def _reload_alert_resolved(rule_set: str) -> AlertResolved:
-        """Resolves the alert of an earlier refused change, if one is open: the files load now."""
-        now = datetime.now(UTC)
-        return AlertResolved(RELOAD_ALERT_KEY, now, RELOAD_RULE, rule_set, "the rule files load")
-
-    def _reload_refused(self, exc: Exception, why: str, running: str) -> None:
-        problems = [str(p) for p in exc.problems] if isinstance(exc, RuleError) else [str(exc)]
-        log.error("rules_reload_refused", why=why, running=running, problems=problems)
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        alert = AlertDecision(
-            dedup_key=RELOAD_ALERT_KEY,
-            severity="critical",
-            message=f"rule change refused, rule set {running} keeps running: {problems[0]}{more}",
-            site="agent",
-            subject="rules",
-            rule_id=RELOAD_RULE,
-            rule_set_hash=running,
-            matched={"problems": {str(i): p for i, p in enumerate(problems[:20])}},
-            at=datetime.now(UTC),
+    def _policy_files(self) -> PolicyFiles:
+        return PolicyFiles(
+            Path(self.settings.rules.path),
+            Path(self.settings.masterdata.items),
+            Path(self.settings.masterdata.machines),
         )
-        self._commit_decisions([alert])
 
     def _record_rule_set(self, ruleset: RuleSet, by: str) -> None:
         try:
@@ -540,10 +520,6 @@ def _may_repeat(item: Inbound) -> bool:
 def _stop_overdue() -> None:
     log.error("agent_stop_overdue", action="exiting without finishing the batch")
     os._exit(1)
-
-
-RELOAD_ALERT_KEY = "agent/rules/reload-refused"
-RELOAD_RULE = "rules-reload"
 
 
 def _start_scheduler(tick_s: float, tick: Callable[[], None]) -> BackgroundScheduler:

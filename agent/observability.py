@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Check]:
-    """broker connected, database writable, rules loaded, last message recent enough."""
+    """broker connected, database writable, rules and master data loaded, last message recent
+    enough."""
     mqtt = daemon.settings.mqtt
 
     def database() -> CheckResult:
@@ -33,6 +34,16 @@ def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Chec
             return CheckResult(False, "no rules loaded")
         return CheckResult(True, f"{len(ruleset.rules)} rules (rule set {ruleset.hash})")
 
+    def masterdata() -> CheckResult:
+        # Ready either way: a refused change leaves the last good master data running.
+        data = daemon.pipeline.core.world.masterdata
+        detail = f"{len(data.items)} items, {len(data.machines)} machines"
+        if daemon.masterdata_refused:
+            detail += (
+                f"; a change was refused, the last good data runs: {daemon.masterdata_refused}"
+            )
+        return CheckResult(True, detail)
+
     return {
         "broker": flag_check(
             lambda: daemon.source.connected,
@@ -41,6 +52,7 @@ def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Chec
         ),
         "database": database,
         "rules": rules,
+        "masterdata": masterdata,
         "last_message": message_age_check(daemon.metrics.message_age_s, max_message_age_s),
     }
 

@@ -1,7 +1,9 @@
-"""Notice edits to the rule files: poll their modification times (robust on bind mounts).
+"""Notice edits to the policy files (rules, master data): poll their modification times (robust
+on bind mounts).
 
-A background thread compares (name, mtime, size) of the rule files every interval and calls
-`on_change`; the caller decides what a change means (the daemon hands it to its ingest loop).
+A background thread compares (name, mtime, size) of the files (of a folder: its rule files)
+every interval and calls `on_change`; the caller decides what a change means (the daemon hands
+it to its ingest loop, which reloads rules and master data).
 """
 
 from __future__ import annotations

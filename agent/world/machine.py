@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from agent.model import Fact, Message, Value
+from agent.world.masterfields import swap_fields
 from agent.world.metricwindow import Window
 from agent.world.shifts import ShiftCalendar
 
@@ -102,6 +103,49 @@ def refresh_machine(
     fields = dict(fact.fields)
     _accrue(fields, now, calendar)
     _derive(fields, now, windows)
+    if fields == fact.fields:
+        return None
+    return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
+
+
+# What a shift calendar gives a machine fact: gone when the machine no longer has a calendar.
+SHIFT_FIELDS: Final = (
+    SHIFT_START,
+    SHIFT_END,
+    SHIFT_FROM,
+    SHIFT_RUN_S,
+    "in_shift",
+    "shift",
+    "planned_downtime",
+    "shift_minutes",
+    "utilization_pct",
+)
+
+
+def with_machine(
+    fact: Fact,
+    old: Mapping[str, Value],
+    machine: Mapping[str, Value],
+    old_calendar: ShiftCalendar | None,
+    calendar: ShiftCalendar | None,
+    now: datetime,
+    windows: MetricWindows | None = None,
+) -> Fact | None:
+    """The fact under changed machine master data or shift calendar (a reload), None if nothing
+    changed. The time up to `now` is booked under the old calendar; from `now` the new one
+    says whether it is a shift (a different current shift counts from `now`), and the values
+    derived from either (idle minutes, utilisation, stale) are computed again at `now`."""
+    at = max(now, fact.updated_at)
+    fields = dict(fact.fields)
+    if _state_since_of(fields) is not None:
+        _accrue(fields, at, old_calendar)
+    swap_fields(fields, old, machine)
+    if calendar is None:
+        for name in SHIFT_FIELDS:
+            fields.pop(name, None)
+    elif calendar != old_calendar:
+        _accrue(fields, at, calendar)
+    _derive(fields, at, windows)
     if fields == fact.fields:
         return None
     return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import difflib
 import gc
+import hashlib
 import math
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -120,6 +121,8 @@ class MasterData:
     items: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     machines: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     calendars: Mapping[str, ShiftCalendar] = field(default_factory=dict)
+    # Of the files' text it was read from (`masterdata_digest`): a reload skips unchanged files.
+    digest: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         for name in ("items", "machines"):
@@ -260,10 +263,14 @@ def parse_machine_calendars(
     except yaml.YAMLError as exc:
         raise MasterDataError(f"{source}: not valid YAML: {exc}") from exc
     raw = document.get("calendars") if isinstance(document, dict) else None
-    calendars = parse_calendars(raw, source)
+    try:
+        calendars = parse_calendars(raw, source)
+    except MasterDataError as exc:
+        raise _located_calendar_problems(exc, text, source, raw) from exc
     if calendars:
         wrong = [
-            f"{source}: {machine}: shift_calendar {fields['shift_calendar']!r} is not in calendars"
+            f"{source}:{_line_of(text, ['machines', machine, 'shift_calendar'])}: {machine}:"
+            f" shift_calendar {fields['shift_calendar']!r} is not in calendars"
             f" (known: {', '.join(sorted(calendars))})"
             for machine, fields in machines.items()
             if isinstance(fields.get("shift_calendar"), str)
@@ -274,12 +281,64 @@ def parse_machine_calendars(
     return calendars
 
 
+_STEP: Final = re.compile(r"\.([^.\[:]+)|\[(\d+)\]")
+
+
+def _located_calendar_problems(
+    error: MasterDataError, text: str, source: str, raw: object
+) -> MasterDataError:
+    """The calendar problems (`source: calendars.<name>.shifts[0].start: reason`) with the line
+    of the value they name, as every other master-data problem has."""
+    names = sorted(map(str, raw), key=len, reverse=True) if isinstance(raw, Mapping) else []
+    head = f"{source}: calendars."
+    located: list[str] = []
+    for problem in str(error).split("\n"):
+        where = problem[len(head) :].split(": ", 1)[0] if problem.startswith(head) else None
+        name = next((n for n in names if where and _names(where, n)), None)
+        if where is None or name is None:
+            located.append(problem)
+            continue
+        path: list[str | int] = ["calendars", name]
+        for key, index in _STEP.findall(where[len(name) :]):
+            path.append(int(index) if index else key)
+        located.append(f"{source}:{_line_of(text, path)}: {problem[len(source) + 2 :]}")
+    return MasterDataError("\n".join(located))
+
+
+def _names(where: str, name: str) -> bool:
+    return where.startswith(name) and where[len(name) : len(name) + 1] in ("", ".", "[")
+
+
+def _line_of(text: str, path: Sequence[str | int]) -> int:
+    """The line of the value at `path` (mapping keys, list indexes) in a YAML text; that of
+    the deepest part found when it is not all there (1 if nothing is)."""
+    try:
+        node: Node | None = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        return 1
+    line = 1
+    for step in path:
+        found: Node | None = None
+        if isinstance(node, MappingNode) and isinstance(step, str):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+        elif isinstance(node, SequenceNode) and isinstance(step, int) and step < len(node.value):
+            found = node.value[step]
+        if found is None:
+            break
+        node = found
+        line = found.start_mark.line + 1
+    return line
+
+
 def load_masterdata(items_path: Path, machines_path: Path) -> MasterData:
     """Read both files; a missing or unreadable one names the setting that points at it."""
-    items = parse_items(_read(items_path, "masterdata.items"), str(items_path))
+    items_text = _read(items_path, "masterdata.items")
+    items = parse_items(items_text, str(items_path))
     machines_text = _read(machines_path, "masterdata.machines")
     machines = parse_machines(machines_text, str(machines_path))
     calendars = parse_machine_calendars(machines_text, str(machines_path), machines)
+    digest = _digest(items_text, machines_text)
+    del items_text, machines_text
     for machine, fields in machines.items():
         parts = fields.get("spare_parts")
         unknown = [p for p in parts if p not in items] if isinstance(parts, list) else []
@@ -298,7 +357,53 @@ def load_masterdata(items_path: Path, machines_path: Path) -> MasterData:
     items, machines = pickle.loads(blob)
     del blob
     release_free_memory()
-    return MasterData(items, machines, calendars)
+    return MasterData(items, machines, calendars, digest)
+
+
+def masterdata_digest(items_path: Path, machines_path: Path) -> str:
+    """What `MasterData.digest` would be for the files as they are now ("" if unreadable)."""
+    try:
+        return _digest(*(p.read_text(encoding="utf-8") for p in (items_path, machines_path)))
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _digest(items_text: str, machines_text: str) -> str:
+    digest = hashlib.sha256(items_text.encode() + b"\0" + machines_text.encode())
+    return digest.hexdigest()[:12]
+
+
+def masterdata_changes(old: MasterData, new: MasterData) -> dict[str, int]:
+    """How many items, machines and calendars a change adds, changes and removes."""
+    counts: dict[str, int] = {}
+    tables: tuple[tuple[str, Mapping[str, object], Mapping[str, object]], ...] = (
+        ("items", old.items, new.items),
+        ("machines", old.machines, new.machines),
+        ("calendars", old.calendars, new.calendars),
+    )
+    for name, before, after in tables:
+        counts[f"{name}_added"] = len(after.keys() - before.keys())
+        counts[f"{name}_changed"] = sum(
+            1 for k in after.keys() & before.keys() if after[k] != before[k]
+        )
+        counts[f"{name}_removed"] = len(before.keys() - after.keys())
+    return counts
+
+
+_LOCATED: Final = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<reason>.*)$")
+_UNLOCATED: Final = re.compile(r"^(?P<file>[^:]+): (?P<reason>.*)$")
+
+
+def first_problem(error: MasterDataError) -> tuple[str, int, str]:
+    """The first problem of an error as (file, line, reason); line 0 when it has none."""
+    text = str(error).split("\n", 1)[0]
+    located = _LOCATED.match(text)
+    if located:
+        return located["file"], int(located["line"]), located["reason"]
+    unlocated = _UNLOCATED.match(text)
+    if unlocated:
+        return unlocated["file"], 0, unlocated["reason"]
+    return "", 0, text
 
 
 def _check_structure(text: str, source: str) -> None:

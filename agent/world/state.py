@@ -18,6 +18,7 @@ from agent.world.machine import (
     machine_fact,
     refresh_machine,
     serviced,
+    with_machine,
     with_work_orders,
 )
 from agent.world.masterdata import MasterData
@@ -27,6 +28,7 @@ from agent.world.stock import (
     receipt_fact,
     refresh_stock,
     stock_fact,
+    with_item,
     with_own_orders,
 )
 
@@ -160,6 +162,40 @@ class WorldState:
             else:
                 calendar = self._masterdata.calendar(fact.subject)
                 fresh = refresh_machine(fact, now, calendar, self._windows.get(fact.key))
+            if fresh is not None:
+                changed.append((fact, self._replace(fresh)))
+        return changed
+
+    @property
+    def masterdata(self) -> MasterData:
+        return self._masterdata
+
+    def swap_masterdata(self, masterdata: MasterData, now: datetime) -> list[tuple[Fact, Fact]]:
+        """Use new master data from now on (a reload); return the facts it changed, before and
+        after: those of subjects whose fields or shift calendar changed, derived again at `now`.
+
+        A subject no longer in master data keeps its fact, without master-data fields: it is an
+        unknown subject, as one never listed (its messages are still taken).
+        """
+        old, self._masterdata = self._masterdata, masterdata
+        changed: list[tuple[Fact, Fact]] = []
+        for fact in list(self._facts.values()):
+            fresh: Fact | None
+            if fact.kind == "stock":
+                before, after = old.item(fact.subject), masterdata.item(fact.subject)
+                if before == after:
+                    continue
+                fresh = with_item(fact, before, after, now, self._stock_policy)
+            else:
+                machine, calendar = (
+                    masterdata.machine(fact.subject),
+                    masterdata.calendar(fact.subject),
+                )
+                was, was_calendar = old.machine(fact.subject), old.calendar(fact.subject)
+                if machine == was and calendar == was_calendar:
+                    continue
+                windows = self._windows.get(fact.key)
+                fresh = with_machine(fact, was, machine, was_calendar, calendar, now, windows)
             if fresh is not None:
                 changed.append((fact, self._replace(fresh)))
         return changed

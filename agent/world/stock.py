@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from agent.model import Fact, Message, Value
+from agent.world.masterfields import swap_fields
 
 OnOrderSource = Literal["max", "agent", "erp", "sum"]
 ON_ORDER_SOURCES: Final = ("max", "agent", "erp", "sum")
@@ -172,6 +173,28 @@ def with_own_orders(
     return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
 
 
+def with_item(
+    fact: Fact,
+    old_item: Mapping[str, Value],
+    item: Mapping[str, Value],
+    now: datetime,
+    policy: StockPolicy = StockPolicy(),
+) -> Fact | None:
+    """The fact under changed item master data (a reload), None if nothing changed: the item's
+    fields swapped (a count's own fields stay), and what is derived from them again: the learned
+    reorder point, EOQ, and the time over `max_level` (counted from `now` if newly over it)."""
+    fields = dict(fact.fields)
+    swap_fields(fields, old_item, item)
+    on_hand = _number(fields.get("on_hand"))
+    usage_sum = _number(fields.get(USAGE_SUM)) or 0.0
+    usage_days = _number(fields.get(USAGE_DAYS)) or 0.0
+    _usage_figures(fields, usage_sum, usage_days, on_hand, item, policy)
+    _track_overstock(fields, fact, on_hand, max(now, fact.updated_at))
+    if fields == fact.fields:
+        return None
+    return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
+
+
 def refresh_stock(fact: Fact, now: datetime) -> Fact | None:
     """Time-derived values of a stock fact at `now` (hours since the last count, hours over
     max_level); None when nothing changed."""
@@ -230,6 +253,19 @@ def _learn_usage(
         fields["count_implausible"] = False
     fields[USAGE_SUM] = round(usage_sum, 6)
     fields[USAGE_DAYS] = round(usage_days, 6)
+    _usage_figures(fields, usage_sum, usage_days, on_hand, item, policy)
+
+
+def _usage_figures(
+    fields: dict[str, Value],
+    usage_sum: float,
+    usage_days: float,
+    on_hand: float | None,
+    item: Mapping[str, Value],
+    policy: StockPolicy,
+) -> None:
+    """Daily usage from the learned sums, and what it gives with the item's parameters: cover,
+    the learned reorder point, the economic order quantity."""
     for name in ("daily_usage", "days_of_cover", "dynamic_reorder_point", "eoq"):
         fields.pop(name, None)
     if usage_days < policy.usage_min_days or usage_days <= 0:

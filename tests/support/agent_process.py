@@ -29,7 +29,10 @@ def write_config(
     client_id: str,
     rules: Path | None = None,
     extra: str = "",
+    masterdata: Path | None = None,
 ) -> Path:
+    """`masterdata`: a folder with items.yaml and machines.yaml (default: the repository's)."""
+    config = masterdata or REPO / "config"
     path = directory / "agent.toml"
     path.write_text(
         f"""\
@@ -48,8 +51,8 @@ sqlite_synchronous = "NORMAL"
 path = "{rules or REPO / "rules"}"
 
 [masterdata]
-items = "{REPO / "config" / "items.yaml"}"
-machines = "{REPO / "config" / "machines.yaml"}"
+items = "{config / "items.yaml"}"
+machines = "{config / "machines.yaml"}"
 
 [log]
 level = "debug"
