@@ -349,6 +349,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             settings.ingest.max_payload_bytes,
             settings.rules.tick_s,
             settings.inventory,
+            ingest=settings.ingest,
         )
     finally:
         store.close()

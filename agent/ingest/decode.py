@@ -18,6 +18,9 @@ from agent.ingest.topics import TopicMap
 from agent.model import Message, MessageKind, Rejected, Value
 
 MAX_BYTES: Final = 65536
+# A site, SKU or machine id longer than this is a dead letter: ids are keys the world state, the
+# snapshot and every decision carry (3,000 SKUs of 4,000 characters made a 53 MB database).
+MAX_LEVEL_CHARS: Final = 128
 MAX_KEYS: Final = 100
 MAX_STRING_LENGTH: Final = 1024
 MAX_PROBLEMS_SHOWN: Final = 5
@@ -40,6 +43,7 @@ def decode(
     received_at: datetime,
     topics: TopicMap,
     max_bytes: int = MAX_BYTES,
+    max_level_chars: int = MAX_LEVEL_CHARS,
 ) -> Message | Rejected:
     """Decode and validate one MQTT message.
 
@@ -54,6 +58,13 @@ def decode(
         return Rejected(
             topic, raw, f"unknown topic: no pattern matches {_quote(topic, 200)}", received_at
         )
+    longest = max(len(match.site), len(match.subject))
+    if longest > max_level_chars:
+        reason = (
+            f"topic level of {longest} characters exceeds the {max_level_chars}-character limit "
+            "(ingest.max_topic_level_chars)"
+        )
+        return Rejected(topic, raw, reason, received_at)
     reason, payload = _parse(raw, max_bytes)
     if payload is None:
         return Rejected(topic, raw, reason, received_at)

@@ -48,6 +48,10 @@ class WorldState:
     def __len__(self) -> int:
         return len(self._facts)
 
+    @property
+    def masterdata(self) -> MasterData:
+        return self._masterdata
+
     def __iter__(self) -> Iterator[Fact]:
         return iter(self._facts.values())
 
