@@ -162,6 +162,7 @@ class InventorySettings(_Section):
     usage_min_days: Annotated[Number, Field(ge=0)] = 1.0
     jump_share: Annotated[Number, Field(gt=0)] = 0.5
     reorder_sync_s: Annotated[Number, Field(gt=0)] = 60.0
+    max_reorder_factor: Annotated[Number, Field(gt=0)] = 10.0
 
 
 class HttpSettings(_Section):

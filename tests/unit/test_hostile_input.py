@@ -9,14 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.core import Core
+from agent.decisions.build import ACTION_REFUSED_KEY
 from agent.ingest.decode import decode
 from agent.ingest.subjects import ALERT_KEY, SubjectLimits
 from agent.ingest.topics import TopicMap
-from agent.model import AlertDecision, AlertResolved, Fact, Message, Rejected
+from agent.model import ActionDecision, AlertDecision, AlertResolved, Fact, Message, Rejected
 from agent.pipeline import Pipeline, Raw
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import parse_rule_sources
 from agent.world.masterdata import MasterData
+from agent.world.stock import StockPolicy
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 TOPICS = TopicMap("factory")
@@ -185,3 +187,112 @@ def test_dead_letter_mode_refuses_every_unknown_subject() -> None:
         ]
     finally:
         p.core.close()
+
+
+# -- hole 4: a reorder vanishes when its quantity is not a number --------------------------------
+
+REORDER = """\
+rules:
+  - id: odd-order
+    when:
+      s: kind == "stock" and on_hand >= 0
+    then:
+      - reorder:
+          sku: s.sku
+          quantity: {quantity}
+      - alert: {{severity: info, message: "{{s.sku}} ordered"}}
+"""
+ITEMS = MasterData(
+    items={
+        "BRG-1": {"reorder_point": 10, "max_level": 100, "unit_cost": 2.5},
+        "BARE": {},
+        "GOLD": {"unit_cost": 1e300},
+    }
+)
+
+
+def reorder_decisions(quantity: str, sku: str, on_hand: float, **fields: float) -> list[object]:
+    schema = build_schema(ITEMS.item_fields(), ITEMS.machine_fields())
+    text = REORDER.format(quantity=quantity)
+    core = Core(parse_rule_sources([("rules/odd.yaml", text)], schema), ITEMS)
+    try:
+        message = Message(
+            "stock",
+            f"factory/plant1/stock/{sku}",
+            "plant1",
+            sku,
+            {"on_hand": on_hand, **fields},
+            T0,
+            T0,
+        )
+        return list(core.process([message]))
+    finally:
+        core.close()
+
+
+def refused(decisions: list[object]) -> str:
+    """The message of the one error alert, after checking that no reorder was made."""
+    assert not [d for d in decisions if isinstance(d, ActionDecision)]
+    errors = [
+        d
+        for d in decisions
+        if isinstance(d, AlertDecision) and d.dedup_key.startswith(ACTION_REFUSED_KEY)
+    ]
+    assert len(errors) == 1, decisions
+    (error,) = errors
+    assert error.dedup_key == f"{ACTION_REFUSED_KEY}/odd-order/plant1/{error.subject}"
+    assert error.rule_id == "odd-order" and error.severity == "warning"
+    # The rule's own alert still fires: the error is added, nothing is hidden.
+    assert [d.rule_id for d in decisions if isinstance(d, AlertDecision)] == ["odd-order"] * 2
+    return error.message
+
+
+def test_a_quantity_divided_by_zero_is_a_located_error_alert_not_a_silent_drop() -> None:
+    message = refused(reorder_decisions("s.on_hand / s.on_order", "BRG-1", 5, on_order=0))
+    assert message == (
+        "rules/odd.yaml:6: odd-order: reorder of BRG-1 not placed: quantity did not evaluate to "
+        "a number (a division by zero, an overflow or a missing field?)"
+    )
+
+
+def test_an_overflowing_quantity_is_an_error_alert() -> None:
+    message = refused(reorder_decisions("s.on_hand * s.on_hand", "BRG-1", 1e200))
+    assert "quantity did not evaluate to a number" in message
+
+
+def test_a_quantity_of_zero_or_less_is_an_error_alert() -> None:
+    message = refused(reorder_decisions("s.max_level - s.on_hand", "BRG-1", 130))
+    assert message.endswith("reorder of BRG-1 not placed: quantity -30 is not positive")
+    assert "not positive" in refused(reorder_decisions("0", "BRG-1", 5))
+
+
+def test_a_quantity_over_the_factor_of_max_level_is_an_error_alert() -> None:
+    message = refused(reorder_decisions("s.on_hand", "BRG-1", 1001))
+    assert message.endswith(
+        "quantity 1001 is above 10 x max_level 100 = 1000 (inventory.max_reorder_factor)"
+    )
+    ordered = reorder_decisions("s.on_hand", "BRG-1", 1000)
+    (action,) = [d for d in ordered if isinstance(d, ActionDecision)]
+    assert action.params["quantity"] == 1000 and action.params["cost"] == 2500.0
+
+
+def test_a_quantity_of_1e308_is_never_ordered_even_without_master_data() -> None:
+    message = refused(reorder_decisions("s.on_hand", "BARE", 1e308))
+    assert message.endswith("quantity 1e+308 is above the limit of 1,000,000,000 units")
+
+
+def test_a_reorder_whose_cost_is_not_finite_is_an_error_alert_not_the_string_inf() -> None:
+    message = refused(reorder_decisions("s.on_hand", "GOLD", 1e9))
+    assert message.endswith("its cost (1000000000 x unit_cost) is not a finite number")
+
+
+def test_the_factor_is_a_setting() -> None:
+    schema = build_schema(ITEMS.item_fields(), ITEMS.machine_fields())
+    rules = parse_rule_sources([("rules/odd.yaml", REORDER.format(quantity="s.on_hand"))], schema)
+    core = Core(rules, ITEMS, stock_policy=StockPolicy(max_reorder_factor=20))
+    try:
+        message = Message("stock", "factory/p/stock/BRG-1", "p", "BRG-1", {"on_hand": 1500}, T0, T0)
+        (action,) = [d for d in core.process([message]) if isinstance(d, ActionDecision)]
+        assert action.params["quantity"] == 1500
+    finally:
+        core.close()
