@@ -296,3 +296,47 @@ def test_the_factor_is_a_setting() -> None:
         assert action.params["quantity"] == 1500
     finally:
         core.close()
+
+
+# -- hole 5: duplicate JSON keys (last wins) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "key"),
+    [
+        ("factory/p/stock/BRG-1", b'{"on_hand": 5, "on_hand": 500}', "on_hand"),
+        ("factory/p/stock/BRG-1", b'{"on_hand": 5, "unit": "pcs", "unit": "kg"}', "unit"),
+        ("factory/p/machine/CNC-1/telemetry", b'{"temp_c": 20, "temp_c": 90}', "temp_c"),
+        ("factory/p/receipt/BRG-1", b'{"quantity": 1, "ts": 1780000000, "ts": 1}', "ts"),
+        (
+            "factory/p/agent/command",
+            b'{"command": "ack", "id": 1, "by": "ann", "by": "admin"}',
+            "by",
+        ),
+        ("factory/p/stock/BRG-1", b'{"on_hand": 5, "x": {"a": 1, "a": 2}}', "a"),
+    ],
+)
+def test_a_key_given_twice_is_a_dead_letter_not_last_wins(
+    topic: str, payload: bytes, key: str
+) -> None:
+    decoded = decode(topic, payload, T0, TOPICS)
+    assert isinstance(decoded, Rejected)
+    assert decoded.reason == f"duplicate key {key!r}"
+    assert decoded.raw == payload
+
+
+def test_the_same_value_under_two_different_keys_is_fine() -> None:
+    decoded = decode("factory/p/stock/BRG-1", b'{"on_hand": 5, "on_order": 5}', T0, TOPICS)
+    assert isinstance(decoded, Message)
+    assert decoded.fields == {"on_hand": 5, "on_order": 5}
+
+
+def test_a_duplicate_command_key_reaches_the_dead_letters_through_the_pipeline() -> None:
+    p = pipeline(SubjectLimits())
+    try:
+        raw = b'{"command": "ack", "id": 1, "id": 2, "by": "ann"}'
+        outcome = p.run([Raw("factory/p/agent/command", raw, T0)])
+        assert outcome.commands == []
+        assert [(r.reason, r.raw) for r in outcome.rejected] == [("duplicate key 'id'", raw)]
+    finally:
+        p.core.close()
