@@ -3,11 +3,15 @@ hide a reorder or order an absurd quantity; each becomes a dead letter or a loca
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.adapters.signals import SignalThread
 from agent.core import Core
 from agent.decisions.build import ACTION_REFUSED_KEY
 from agent.ingest.decode import decode
@@ -19,6 +23,7 @@ from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import parse_rule_sources
 from agent.world.masterdata import MasterData
 from agent.world.stock import StockPolicy
+from tests.support.live import poll
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 TOPICS = TopicMap("factory")
@@ -340,3 +345,25 @@ def test_a_duplicate_command_key_reaches_the_dead_letters_through_the_pipeline()
         assert [(r.reason, r.raw) for r in outcome.rejected] == [("duplicate key 'id'", raw)]
     finally:
         p.core.close()
+
+
+# -- hole 5: SIGTERM while ingest sits in a C call ------------------------------------------------
+
+
+def test_signals_are_handled_on_their_own_thread_not_the_main_one() -> None:
+    seen: list[tuple[str, str]] = []
+    handlers = SignalThread(
+        lambda: seen.append(("stop", threading.current_thread().name)),
+        lambda: seen.append(("hangup", threading.current_thread().name)),
+    )
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    handlers.start()
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        poll(lambda: len(seen) == 2, 5, "both signals")
+        assert seen == [("hangup", "signals"), ("stop", "signals")]
+    finally:
+        handlers.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
