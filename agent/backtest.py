@@ -41,6 +41,7 @@ def decisions(path: Path, policy: Policy, settings: Settings) -> list[dict[str, 
             settings.ingest.max_payload_bytes,
             settings.rules.tick_s,
             settings.inventory,
+            ingest=settings.ingest,
         )
         return _final(store, result.changes)
 

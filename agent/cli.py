@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -245,6 +243,7 @@ def _print_problems(exc: RuleError) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.adapters.signals import SignalThread
     from agent.daemon import Daemon
     from agent.observability import start_http
     from agent.store.repository import Store
@@ -259,17 +258,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
     store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
     daemon = Daemon(settings, policy, store)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("agent_stopping", signal=signal.Signals(signum).name)
-        daemon.stop()
-
-    def on_hangup(signum: int, frame: FrameType | None) -> None:
-        daemon.request_reload("SIGHUP")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
+    # Not on the ingest (main) thread: SIGTERM is honoured even while it sits in a C call.
+    signals = SignalThread(daemon.stop, lambda: daemon.request_reload("SIGHUP"))
+    signals.start()
     http = start_http(settings.http, daemon)
     try:
         return daemon.run()
@@ -277,6 +268,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if http is not None:
             http.stop()
         store.close()
+        signals.stop()
 
 
 def _rules(args: argparse.Namespace, settings: Settings) -> int:
@@ -349,6 +341,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             settings.ingest.max_payload_bytes,
             settings.rules.tick_s,
             settings.inventory,
+            ingest=settings.ingest,
         )
     finally:
         store.close()

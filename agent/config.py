@@ -146,6 +146,9 @@ class IngestSettings(_Section):
     batch_wait_ms: Annotated[Int, Field(ge=0)] = 20
     max_payload_bytes: Annotated[Int, Field(gt=0)] = 65_536
     dedup_window: Annotated[Int, Field(gt=0)] = 100_000
+    max_topic_level_chars: Annotated[Int, Field(gt=0)] = 128
+    unknown_subjects: Literal["accept", "dead_letter"] = "accept"
+    unknown_subjects_max: Annotated[Int, Field(ge=0)] = 1000
 
 
 class DaemonSettings(_Section):
@@ -159,6 +162,7 @@ class InventorySettings(_Section):
     usage_min_days: Annotated[Number, Field(ge=0)] = 1.0
     jump_share: Annotated[Number, Field(gt=0)] = 0.5
     reorder_sync_s: Annotated[Number, Field(gt=0)] = 60.0
+    max_reorder_factor: Annotated[Number, Field(gt=0)] = 10.0
 
 
 class HttpSettings(_Section):

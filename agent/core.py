@@ -76,6 +76,7 @@ class Core:
         stock_policy: StockPolicy | None = None,
     ) -> None:
         self.world = WorldState(masterdata, stock_policy)
+        self._reorder_factor = (stock_policy or StockPolicy()).max_reorder_factor
         self._engine_factory = engine_factory
         self._engine = engine_factory(compile_rules(ruleset))
         self._use(ruleset)
@@ -468,7 +469,7 @@ class Core:
         step = self.lifecycle.holds(rule, keys, at)
         if step == "pending" or (step == "repeat" and ticked):
             return []
-        made = decide(rule, facts, at, self.ruleset.hash)
+        made = decide(rule, facts, at, self.ruleset.hash, self._reorder_factor)
         if step == "repeat":
             return [d for d in made if not isinstance(d, (PublishDecision, NotifyDecision))]
         log.info("rule_fired", rule=rule.id, facts=list(keys.values()), pending_s=rule.for_s)
@@ -536,7 +537,7 @@ class Core:
         for combo in itertools.islice(combos, MAX_SCHEDULED_TUPLES):
             facts = dict(zip(aliases, combo, strict=True))
             if conditions_hold(rule, facts):
-                decisions.extend(decide(rule, facts, now, self.ruleset.hash))
+                decisions.extend(decide(rule, facts, now, self.ruleset.hash, self._reorder_factor))
         log.info("schedule_ran", rule=rule.id, decisions=len(decisions))
         return decisions
 

@@ -27,6 +27,7 @@ from agent.clock import SystemClock
 from agent.config import MqttSettings, Settings
 from agent.core import Core, EngineFactory
 from agent.errors import EngineError, StoreError, TransitionError
+from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.machinesync import sync_work_orders, work_order_closed
 from agent.memory import release_free_memory
@@ -86,6 +87,8 @@ class Daemon:
             ),
             self.topics,
             settings.ingest.max_payload_bytes,
+            SubjectLimits.of(settings.ingest),
+            settings.ingest.max_topic_level_chars,
         )
         mqtt = settings.mqtt
         connection = functools.partial(
@@ -132,6 +135,7 @@ class Daemon:
         self.masterdata_refused = ""
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
+        self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
         # watcher and SIGHUP: ("tick", "") or ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -198,7 +202,7 @@ class Daemon:
             if self._overdue is not None:
                 self._overdue.cancel()
             return 0
-        self.pipeline.core.restore(restored)
+        self.pipeline.restore(restored)
         log.info("world_restored", facts=len(restored))
         del restored
         release_free_memory()  # the master data's parse and the snapshot's rows are done with

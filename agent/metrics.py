@@ -76,6 +76,12 @@ class Metrics:
             "Messages received from the broker and waiting for ingest.",
             registry=r,
         )
+        self.unknown_subjects = Gauge(
+            "factory_agent_unknown_subjects",
+            "SKUs and machines in the world state that are not in the master data (capped by "
+            "ingest.unknown_subjects_max).",
+            registry=r,
+        )
         self.outbox_backlog = Gauge(
             "factory_agent_outbox_backlog",
             "Notifications written to the outbox and not yet sent.",

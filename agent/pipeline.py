@@ -5,7 +5,7 @@ Raw (topic, bytes, time) in, an `Outcome` (decisions and dead letters) out; stil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,9 +13,10 @@ import structlog
 
 from agent.core import Core
 from agent.errors import EngineError
-from agent.ingest.decode import decode
+from agent.ingest.decode import MAX_LEVEL_CHARS, decode
+from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
-from agent.model import Decision, Message, Outcome, Rejected
+from agent.model import Decision, Fact, Message, Outcome, Rejected
 
 log = structlog.get_logger(__name__)
 
@@ -28,10 +29,26 @@ class Raw:
 
 
 class Pipeline:
-    def __init__(self, core: Core, topics: TopicMap, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        core: Core,
+        topics: TopicMap,
+        max_payload_bytes: int,
+        subjects: SubjectLimits | None = None,
+        max_level_chars: int = MAX_LEVEL_CHARS,
+    ) -> None:
         self.core = core
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
+        self.max_level_chars = max_level_chars
+        self.subjects = SubjectGate(core.world.masterdata, subjects)
+        self.subjects.seed(core.world)
+
+    def restore(self, facts: Iterable[Fact]) -> int:
+        """`Core.restore`, and the unknown subjects among the facts counted against the cap."""
+        restored = self.core.restore(facts)
+        self.subjects.seed(self.core.world)
+        return restored
 
     def run(self, batch: Sequence[Raw]) -> Outcome:
         """Decode the batch, then run its messages through the core; dead letters come first,
@@ -42,13 +59,22 @@ class Pipeline:
         accepted: list[tuple[Message, Raw]] = []
         for raw in batch:
             decoded = decode(
-                raw.topic, raw.payload, raw.received_at, self.topics, self.max_payload_bytes
+                raw.topic,
+                raw.payload,
+                raw.received_at,
+                self.topics,
+                self.max_payload_bytes,
+                self.max_level_chars,
             )
             if isinstance(decoded, Rejected):
                 rejected.append(decoded)
                 continue
             if decoded.kind == "command":
                 commands.append(decoded)  # people's commands change rows, not facts
+                continue
+            refused = self.subjects.admit(decoded)
+            if refused is not None:
+                rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
                 continue
             accepted.append((decoded, raw))
         results = self.core.process_many([message for message, _ in accepted])
@@ -57,6 +83,8 @@ class Pipeline:
                 rejected.append(self._engine_failed(raw, result))
                 continue
             decisions.extend(result)
+        if batch:
+            decisions.extend(self.subjects.alerts(batch[-1].received_at, self.core.ruleset.hash))
         return Outcome(decisions, rejected, commands)
 
     @staticmethod

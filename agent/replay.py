@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.config import InventorySettings
+from agent.config import IngestSettings, InventorySettings
 from agent.core import Core, EngineFactory
 from agent.errors import AgentError
+from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Outcome
 from agent.pipeline import Pipeline, Raw
@@ -86,6 +87,7 @@ def replay(
     tick_s: float = 30.0,
     inventory: InventorySettings | None = None,
     engine_factory: EngineFactory = DurableEngine,
+    ingest: IngestSettings | None = None,
 ) -> ReplayResult:
     """Run the recording through the pipeline in batches, storing as the daemon would, with a
     scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
@@ -97,7 +99,14 @@ def replay(
         stock_policy=stock_policy(inventory or InventorySettings()),
     )
     seed_reorders(core, store, None)
-    pipeline = Pipeline(core, TopicMap(topic_prefix), max_payload_bytes)
+    ingest = ingest or IngestSettings()
+    pipeline = Pipeline(
+        core,
+        TopicMap(topic_prefix),
+        max_payload_bytes,
+        SubjectLimits.of(ingest),
+        ingest.max_topic_level_chars,
+    )
     changes: list[StoredChange] = []
     messages = dead = 0
     started = time.perf_counter()

@@ -24,6 +24,7 @@ def stock_policy(settings: InventorySettings) -> StockPolicy:
         usage_half_life_days=settings.usage_half_life_days,
         usage_min_days=settings.usage_min_days,
         jump_share=settings.jump_share,
+        max_reorder_factor=settings.max_reorder_factor,
     )
 
 

@@ -29,6 +29,14 @@ log = structlog.get_logger(__name__)
 
 # What a buyer needs on a purchase request, copied from the item's fact when known.
 _ITEM_DETAILS = ("supplier", "unit", "unit_cost")
+# A reorder above this many times the item's largest stock figure (max_level, reorder_point,
+# reorder_qty) is a rule or data mistake, not a purchase (`inventory.max_reorder_factor`).
+MAX_REORDER_FACTOR = 10.0
+# Above this, whatever the item: no plant orders a billion of anything in one request, and the
+# cost of such a quantity may not even be a finite number.
+MAX_REORDER_UNITS = 1_000_000_000
+# The alert a refused action raises: one per rule and subject, resolved with the rule's own.
+ACTION_REFUSED_KEY = "agent/rules/action-refused"
 
 
 def field_resolver(facts: Mapping[str, Fact]) -> expr.Resolver:
@@ -81,9 +89,15 @@ def subject_param(action: str) -> str:
 
 
 def decide(
-    rule: Rule, facts: Mapping[str, Fact], at: datetime, rule_set_hash: str
+    rule: Rule,
+    facts: Mapping[str, Fact],
+    at: datetime,
+    rule_set_hash: str,
+    max_reorder_factor: float = MAX_REORDER_FACTOR,
 ) -> list[Decision]:
-    """The decisions a matched rule makes. An action whose parameters do not evaluate is skipped."""
+    """The decisions a matched rule makes. An action whose subject does not evaluate is skipped;
+    a reorder whose quantity is not a sane number becomes an error alert naming the rule's
+    file:line, the rule, the subject and the value (`action_refused`), not an order."""
     resolve = field_resolver(facts)
     first = facts[rule.conditions[0].alias]
     matched = {alias: dict(fact.fields) for alias, fact in facts.items()}
@@ -145,7 +159,9 @@ def decide(
                 )
             )
             continue
-        action = _action(spec, params, rule, facts, first, matched, at, rule_set_hash)
+        action = _action(
+            spec, params, rule, facts, first, matched, at, rule_set_hash, max_reorder_factor
+        )
         if action is not None:
             decisions.append(action)
     return decisions
@@ -190,7 +206,8 @@ def _action(
     matched: Mapping[str, Mapping[str, Value]],
     at: datetime,
     rule_set_hash: str,
-) -> ActionDecision | None:
+    max_reorder_factor: float = MAX_REORDER_FACTOR,
+) -> ActionDecision | AlertDecision | None:
     subject_field = subject_param(spec.kind)
     subject = params.get(subject_field)
     if not isinstance(subject, str) or not subject:
@@ -203,19 +220,19 @@ def _action(
         return None
     if spec.kind == "reorder":
         quantity = params.get("quantity")
-        if (
-            not isinstance(quantity, (int, float))
-            or isinstance(quantity, bool)
-            or not math.isfinite(quantity)
-            or quantity <= 0
-        ):
-            log.debug("reorder_skipped", rule=rule.id, sku=subject, quantity=quantity)
-            return None
-        units, packs = round_up_to_packs(quantity, _pack_size(subject, facts))
-        params["quantity"] = units
-        if packs is not None:
-            params["packs"] = packs
-        params.update(_item_details(subject, facts, units))
+        problem = _quantity_problem(quantity, subject, facts, max_reorder_factor)
+        if problem is None:
+            assert isinstance(quantity, int | float)
+            units, packs = round_up_to_packs(quantity, _pack_size(subject, facts))
+            params["quantity"] = units
+            if packs is not None:
+                params["packs"] = packs
+            params.update(_item_details(subject, facts, units))
+            cost = params.get("cost")
+            if isinstance(cost, float) and not math.isfinite(cost):
+                problem = f"its cost ({units} x unit_cost) is not a finite number"
+        if problem is not None:
+            return _refused(spec, rule, first, subject, problem, matched, at, rule_set_hash)
         key = f"reorder/{first.site}/{subject}"
     elif spec.kind == "work_order":
         key = f"work_order/{first.site}/{subject}/{params.get('task')}"
@@ -231,6 +248,79 @@ def _action(
         rule_id=rule.id,
         rule_set_hash=rule_set_hash,
         matched=matched,
+        at=at,
+    )
+
+
+def _quantity_problem(
+    quantity: Value, sku: str, facts: Mapping[str, Fact], factor: float
+) -> str | None:
+    """What makes a reorder quantity absurd, or None: not a number (a division by zero, an
+    overflow, a missing field all evaluate to nothing), not positive, or above the limit."""
+    if quantity is None:
+        return (
+            "quantity did not evaluate to a number (a division by zero, an overflow or a "
+            "missing field?)"
+        )
+    if not isinstance(quantity, int | float) or isinstance(quantity, bool):
+        return f"quantity is not a number: {quantity!r}"
+    if not math.isfinite(quantity):
+        return f"quantity {quantity} is not a finite number"
+    if quantity <= 0:
+        return f"quantity {quantity:g} is not positive"
+    if quantity > MAX_REORDER_UNITS:
+        return f"quantity {quantity:g} is above the limit of {MAX_REORDER_UNITS:,} units"
+    scale = _stock_scale(sku, facts)
+    if scale is not None and quantity > factor * scale[1]:
+        name, value = scale
+        return (
+            f"quantity {quantity:g} is above {factor:g} x {name} {value:g} = "
+            f"{factor * value:g} (inventory.max_reorder_factor)"
+        )
+    return None
+
+
+def _stock_scale(sku: str, facts: Mapping[str, Fact]) -> tuple[str, float] | None:
+    """The item's largest positive stock figure (max_level, reorder_point, reorder_qty)."""
+    for fact in facts.values():
+        if fact.kind != "stock" or fact.subject != sku:
+            continue
+        figures = [
+            (name, float(value))
+            for name in ("max_level", "reorder_point", "reorder_qty")
+            if isinstance(value := fact.fields.get(name), int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0
+        ]
+        return max(figures, key=lambda figure: figure[1]) if figures else None
+    return None
+
+
+def _refused(
+    spec: ActionSpec,
+    rule: Rule,
+    first: Fact,
+    subject: str,
+    problem: str,
+    matched: Mapping[str, Mapping[str, Value]],
+    at: datetime,
+    rule_set_hash: str,
+) -> AlertDecision:
+    """The error alert of an action not taken: where the rule is, which subject, what value."""
+    where = f"{rule.file}:{spec.line}"
+    log.warning(
+        "action_refused", rule=rule.id, at=where, action=spec.kind, subject=subject, reason=problem
+    )
+    return AlertDecision(
+        dedup_key=f"{ACTION_REFUSED_KEY}/{rule.id}/{first.site}/{subject}",
+        severity="warning",
+        message=f"{where}: {rule.id}: {spec.kind} of {subject} not placed: {problem}",
+        site=first.site,
+        subject=subject,
+        rule_id=rule.id,
+        rule_set_hash=rule_set_hash,
+        matched={**matched, "refused": {"action": spec.kind, "at": where, "reason": problem}},
         at=at,
     )
 

@@ -50,6 +50,10 @@ class WorldState:
     def __len__(self) -> int:
         return len(self._facts)
 
+    @property
+    def masterdata(self) -> MasterData:
+        return self._masterdata
+
     def __iter__(self) -> Iterator[Fact]:
         return iter(self._facts.values())
 
@@ -165,10 +169,6 @@ class WorldState:
             if fresh is not None:
                 changed.append((fact, self._replace(fresh)))
         return changed
-
-    @property
-    def masterdata(self) -> MasterData:
-        return self._masterdata
 
     def swap_masterdata(self, masterdata: MasterData, now: datetime) -> list[tuple[Fact, Fact]]:
         """Use new master data from now on (a reload); return the facts it changed, before and

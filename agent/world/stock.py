@@ -37,12 +37,15 @@ class StockPolicy:
       minus `daily_usage` for the time between; only rises while usage is unknown) by more than
       this share of max(previous count, max_level) is `count_implausible` (likely a miscount)
       and does not teach consumption.
+    max_reorder_factor: a rule's reorder above this many times the item's largest stock figure
+      (max_level, reorder_point, reorder_qty) is refused with an error alert, not placed.
     """
 
     on_order_source: OnOrderSource = "max"
     usage_half_life_days: float = 7.0
     usage_min_days: float = 1.0
     jump_share: float = 0.5
+    max_reorder_factor: float = 10.0
 
 
 def _number(value: Value) -> float | None:
