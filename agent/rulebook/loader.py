@@ -114,14 +114,50 @@ PARAM_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+_UNKNOWN_FIELD: Final = re.compile(r"unknown field '(?:(\w+)\.)?(\w+)'")
+
+
 @dataclass
 class _FileContext:
     file: str
     rule_id: str = ""
     problems: list[RuleProblem] = field(default_factory=list)
+    # What went wrong earlier in the current rule, so that its consequences are not reported as
+    # problems of their own (one problem per root cause):
+    misspelt: set[str] = field(default_factory=set)  # rule keys reported as misspelt
+    when_failed: bool = False  # `when` as a whole is missing or malformed: no alias is known
+    broken_aliases: set[str] = field(default_factory=set)  # aliases whose condition is wrong
 
     def problem(self, line: int, reason: str, hint: str = "") -> None:
         self.problems.append(RuleProblem(self.file, line, self.rule_id, reason, hint))
+
+    def start_rule(self, rule_id: str) -> None:
+        self.rule_id = rule_id
+        self.misspelt, self.when_failed, self.broken_aliases = set(), False, set()
+
+    def follows_from_when(self, alias: str | None) -> bool:
+        """Whether an unknown alias is a consequence of a `when` problem reported already."""
+        if self.when_failed:
+            return True
+        return alias in self.broken_aliases if alias is not None else bool(self.broken_aliases)
+
+    def expression_problem(
+        self,
+        line: int,
+        what: str,
+        exc: ExpressionError,
+        schema: FactSchema,
+        kinds: Mapping[str, str],
+        own: str | None,
+    ) -> None:
+        """Report an expression's problem with a hint, unless it is an unknown field of an alias
+        whose condition failed (the condition's problem is the one to fix)."""
+        m = _UNKNOWN_FIELD.match(exc.message)
+        if m:
+            alias = m.group(1) or own
+            if alias not in kinds and self.follows_from_when(alias):
+                return
+        self.problem(line, f"{what}: {exc}", _field_hint(exc, schema, kinds, own))
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -248,9 +284,12 @@ def _parse_rule(
             "ids are letters, digits, '-', '_' and '.', e.g. `reorder-point`",
         )
         return None
-    ctx.rule_id = rule_id
+    ctx.start_rule(rule_id)
     for key in entry:
         if key not in RULE_KEYS:
+            close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
+            if close and close[0] not in entry:
+                ctx.misspelt.add(close[0])
             ctx.problem(
                 entry.lines[key],
                 f"unknown key {key!r}",
@@ -267,7 +306,7 @@ def _parse_rule(
         ctx.problem(
             entry.lines.get("severity", line),
             f"unknown severity {severity!r}",
-            f"one of {', '.join(SEVERITIES)}",
+            choice_hint(severity, SEVERITIES),
         )
     key_template = _parse_key(entry, ctx)
     alternatives, kinds = _parse_when(entry, line, ctx, schema)
@@ -362,7 +401,7 @@ def _parse_resolve_when(
         node = expr.parse(text)
         found = expr.check(node, _resolver(schema, kinds, only))
     except ExpressionError as exc:
-        ctx.problem(at, f"resolve_when: {exc}", _field_hint(exc, schema, kinds, only))
+        ctx.expression_problem(at, "resolve_when", exc, schema, kinds, only)
         return False
     if found not in (expr.BOOL, expr.ANY):
         ctx.problem(at, f"resolve_when is a {found}, not true/false")
@@ -387,11 +426,13 @@ def _parse_when(
     when = entry.get("when")
     when_line = entry.lines.get("when", line)
     if not isinstance(when, LineMap) or not when:
-        ctx.problem(
-            when_line,
-            "`when` must name at least one condition: `alias: expression`",
-            'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`',
-        )
+        ctx.when_failed = True
+        if not ("when" not in entry and "when" in ctx.misspelt):  # else reported as misspelt
+            ctx.problem(
+                when_line,
+                "`when` must name at least one condition: `alias: expression`",
+                'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`',
+            )
         return None, {}
     if "any" not in when:
         conditions, kinds = _parse_conditions(when, ctx, schema)
@@ -399,6 +440,7 @@ def _parse_when(
     options = when["any"]
     any_line = when.lines["any"]
     if len(when) != 1 or not isinstance(options, LineList) or not options:
+        ctx.when_failed = True
         ctx.problem(
             any_line,
             "`when: any:` must be the only entry of `when`, with a list of alternatives",
@@ -410,6 +452,7 @@ def _parse_when(
     ok = True
     for index, (option_line, option) in enumerate(zip(options.lines, options, strict=True)):
         if not isinstance(option, LineMap) or not option:
+            ctx.when_failed = True
             ctx.problem(option_line, "each `any:` alternative is a mapping `alias: expression`")
             ok = False
             continue
@@ -440,17 +483,21 @@ def _parse_conditions(
         cond_line = when.lines[alias]
         if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or alias in expr.KEYWORDS:
             ctx.problem(cond_line, f"invalid alias {alias!r}", "an alias is a short name: m, stock")
+            ctx.broken_aliases.add(str(alias))
             continue
         if not isinstance(text, str):
             ctx.problem(cond_line, f"condition {alias!r} must be an expression in quotes or plain")
+            ctx.broken_aliases.add(alias)
             continue
         try:
             node = expr.parse(text)
         except ExpressionError as exc:
             ctx.problem(cond_line, f"condition {alias!r}: {exc}")
+            ctx.broken_aliases.add(alias)
             continue
         kind = _declared_kind(node)
         if kind is None:
+            ctx.broken_aliases.add(alias)
             ctx.problem(
                 cond_line,
                 f"condition {alias!r} does not say which facts it is about",
@@ -508,13 +555,55 @@ def _resolver(schema: FactSchema, kinds: Mapping[str, str], own: str | None) -> 
 def _field_hint(
     exc: ExpressionError, schema: FactSchema, kinds: Mapping[str, str], own: str | None
 ) -> str:
-    m = re.match(r"unknown field '(?:(\w+)\.)?(\w+)'", exc.message)
+    m = _UNKNOWN_FIELD.match(exc.message)
     if not m:
-        return ""
+        return type_hint(exc.message)
     alias = m.group(1) or own
     if alias not in kinds:
         return f"{alias!r} is not an alias of this rule; aliases: {', '.join(kinds)}"
     return _suggest(m.group(2), schema.names(kinds[alias or ""]), f"{kinds[alias or '']} fields")
+
+
+def choice_hint(value: Any, choices: Iterable[Any]) -> str:
+    """`did you mean 'warning'?` for a near miss, else `expected one of: a, b, c`."""
+    shown = [_yaml(c) for c in choices]
+    close = difflib.get_close_matches(str(value), shown, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"expected one of: {', '.join(shown)}"
+
+
+def type_hint(message: str) -> str:
+    """What to do about a type clash the expression checker reports."""
+    if message.startswith("cannot compare"):
+        return (
+            "both sides must be of one type: numbers are written bare (10), text in quotes "
+            '("running"); compare a field with a value of its own type'
+        )
+    if "needs numbers" in message or message.startswith("'-' needs a number"):
+        return "arithmetic and min()/max() take number fields and numbers, not text or yes/no"
+    if message.startswith("cannot order"):
+        return "<, <=, > and >= compare two numbers or two texts"
+    if message.startswith("'in' needs"):
+        return 'write `field in ["a", "b"]` or `"text" in field`'
+    if message.startswith("matches() needs a string"):
+        return "matches() tests a text field against a pattern"
+    return ""
+
+
+def _wanted_hint(wanted: str, found: str) -> str:
+    if wanted == expr.NUMBER:
+        return "write a number or a sum of number fields, e.g. `stock.reorder_qty * 2`"
+    if wanted == expr.BOOL:
+        return "write a comparison, e.g. `m.temp_c > 80`"
+    return f"this parameter takes a {wanted}"
+
+
+def _yaml(value: Any) -> str:
+    """A choice as it is written in YAML: true/false for booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _suggest(word: str, known: Iterable[str], what: str) -> str:
@@ -537,7 +626,10 @@ def _parse_then(
     then = entry.get("then")
     then_line = entry.lines.get("then", line)
     if not isinstance(then, LineList) or not then:
-        ctx.problem(then_line, "`then` must be a list of actions", f"actions: {', '.join(ACTIONS)}")
+        if not ("then" not in entry and "then" in ctx.misspelt):  # else reported as misspelt
+            ctx.problem(
+                then_line, "`then` must be a list of actions", f"actions: {', '.join(ACTIONS)}"
+            )
         return None
     actions: list[ActionSpec] = []
     for item_line, item in zip(then.lines, then, strict=True):
@@ -604,7 +696,10 @@ def _parse_action(
         elif name in PARAM_DEFAULTS.get(kind, {}):
             parsed[name] = Param(name, choice=PARAM_DEFAULTS[kind][name])
         elif spec.required:
-            ctx.problem(line, f"{kind}: missing parameter {name!r}")
+            # A parameter taken from the condition's facts by default is missing because the
+            # condition is wrong: that is the problem reported.
+            if not (spec.default_from and ctx.follows_from_when(None)):
+                ctx.problem(line, f"{kind}: missing parameter {name!r}")
             ok = False
     return ActionSpec(kind, parsed, line) if ok else None
 
@@ -633,8 +728,11 @@ def _parse_param(
         return _parse_exprs(kind, name, value, line, ctx, schema, kinds, only)
     if spec.form == "choice":
         if value not in spec.choices:
+            shown = ", ".join(_yaml(c) for c in spec.choices)
             ctx.problem(
-                line, f"{kind}: {name} must be one of {', '.join(spec.choices)}; got {value!r}"
+                line,
+                f"{kind}: {name} must be one of {shown}; got {value!r}",
+                choice_hint(value, spec.choices),
             )
             return None
         return Param(name, choice=value)
@@ -663,10 +761,14 @@ def _parse_param(
         node = expr.parse(text)
         found = expr.check(node, _resolver(schema, kinds, only))
     except ExpressionError as exc:
-        ctx.problem(line, f"{kind}: {name}: {exc}", _field_hint(exc, schema, kinds, only))
+        ctx.expression_problem(line, f"{kind}: {name}", exc, schema, kinds, only)
         return None
     if found not in (spec.type, expr.ANY):
-        ctx.problem(line, f"{kind}: {name} must be a {spec.type}, but {text!r} is a {found}")
+        ctx.problem(
+            line,
+            f"{kind}: {name} must be a {spec.type}, but {text!r} is a {found}",
+            _wanted_hint(spec.type, found),
+        )
         return None
     return Param(name, expr=node)
 
@@ -707,9 +809,7 @@ def _parse_exprs(
             node = expr.parse(source)
             expr.check(node, _resolver(schema, kinds, only))
         except ExpressionError as exc:
-            ctx.problem(
-                at, f"{kind}: {name}.{field_name}: {exc}", _field_hint(exc, schema, kinds, only)
-            )
+            ctx.expression_problem(at, f"{kind}: {name}.{field_name}", exc, schema, kinds, only)
             return None
         items[field_name] = node
     return Param(name, items=items)
@@ -739,6 +839,10 @@ def _check_fields(
     ok = True
     for ref in refs:
         if resolver(ref) is None:
+            alias = ref.alias if ref.alias is not None else only
+            if alias not in kinds and ctx.follows_from_when(alias):
+                ok = False  # the condition that should define the alias is reported
+                continue
             hint = _field_hint(ExpressionError(f"unknown field {str(ref)!r}"), schema, kinds, only)
             if ref.alias is None and only is None:
                 hint = f"this rule has several aliases: write alias.field ({', '.join(kinds)})"
