@@ -148,7 +148,7 @@ class IngestSettings(_Section):
     dedup_window: Annotated[Int, Field(gt=0)] = 100_000
     max_topic_level_chars: Annotated[Int, Field(gt=0)] = 128
     unknown_subjects: Literal["accept", "dead_letter"] = "accept"
-    unknown_subjects_max: Annotated[Int, Field(ge=0)] = 1000
+    unknown_subjects_max: Annotated[Int, Field(ge=0)] = 10_000
 
 
 class DaemonSettings(_Section):

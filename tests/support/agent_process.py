@@ -21,6 +21,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Fault tests and benchmarks send tens of thousands of SKUs the master data does not name.
+UNCAPPED = "[ingest]\nunknown_subjects_max = 1000000\n"
+
+
 def write_config(
     directory: Path,
     *,
@@ -58,6 +62,7 @@ machines = "{config / "machines.yaml"}"
 level = "debug"
 format = "json"
 {extra}
+{"" if "[ingest]" in extra else UNCAPPED}
 """,
         encoding="utf-8",
     )
