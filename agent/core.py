@@ -298,19 +298,27 @@ class Core:
             # them every tick (11k rows) stalled the next batch's commit.
             if self._reads_change(old, fact):
                 steps.append(_Step(fact.key, old, fact, []))
-        answers = update_many(self._engine, [self._posting(step) for step in steps])
-        for step, answer in zip(steps, answers, strict=True):
-            if isinstance(answer, EngineError):
-                log.warning("tick_fact_failed", fact=step.key, error=str(answer))
-                continue
-            assert step.fact is not None
-            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
+        decisions.extend(self._rejudge(steps, now, "tick_fact_failed"))
         for track in self.lifecycle.pending():
             rule = self._rules.get(track.rule_id)
             if rule is not None and track.due(rule, now):
                 decisions.extend(self._recheck(track, rule, now, ticked=True))
         decisions.extend(self._run_schedules(now))
         self._book_reorders(decisions)
+        return decisions
+
+    def _rejudge(self, steps: list[_Step], now: datetime, failed: str) -> list[Decision]:
+        """Facts re-derived without a new observation (a tick, a master-data swap) through the
+        engine: decided as ticked, so a match that keeps holding is not repeated. A fact the
+        engine fails on is logged as `failed` and skipped."""
+        answers = update_many(self._engine, [self._posting(step) for step in steps])
+        decisions: list[Decision] = []
+        for step, answer in zip(steps, answers, strict=True):
+            if isinstance(answer, EngineError):
+                log.warning(failed, fact=step.key, error=str(answer))
+                continue
+            assert step.fact is not None
+            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
         return decisions
 
     def _reads_change(self, old: Fact, new: Fact) -> bool:
@@ -355,14 +363,7 @@ class Core:
         steps = [
             _Step(new.key, old, new, []) for old, new in self.world.swap_masterdata(masterdata, now)
         ]
-        answers = update_many(self._engine, [self._posting(step) for step in steps])
-        decisions: list[Decision] = []
-        for step, answer in zip(steps, answers, strict=True):
-            if isinstance(answer, EngineError):
-                log.warning("masterdata_fact_failed", fact=step.key, error=str(answer))
-                continue
-            assert step.fact is not None
-            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
+        decisions = self._rejudge(steps, now, "masterdata_fact_failed")
         self._book_reorders(decisions)
         log.info("masterdata_swapped", facts=len(steps), decisions=len(decisions))
         return decisions

@@ -60,8 +60,10 @@ def test_a_redos_rule_under_a_flood_of_hostile_skus_hurts_nothing(
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
     (rules / "hostile.yaml").write_text(HOSTILE_RULE)
-    items = tmp_path / "items.yaml"
-    items.write_text(
+    masterdata = tmp_path / "masterdata"
+    masterdata.mkdir()
+    shutil.copy(REPO / "config/machines.yaml", masterdata)
+    (masterdata / "items.yaml").write_text(
         (REPO / "config/items.yaml").read_text()
         + "".join(ITEM.format(sku=sku) for sku in (HOSTILE_SKU, MATCHING_SKU))
     )
@@ -72,12 +74,12 @@ def test_a_redos_rule_under_a_flood_of_hostile_skus_hurts_nothing(
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id="agent-redos",
         rules=rules,
+        masterdata=masterdata,
         extra=(
             f"[daemon]\nstop_timeout_s = {STOP_TIMEOUT_S}\n"
             f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n'
         ),
     )
-    config.write_text(config.read_text().replace(str(REPO / "config" / "items.yaml"), str(items)))
     agent = AgentProcess(config, cwd=tmp_path)
     agent.start()
     try:
