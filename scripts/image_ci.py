@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -67,9 +68,7 @@ def run(args: Sequence[str], check: bool = True, **kwargs: Any) -> subprocess.Co
 
 
 def runtime_flags() -> list[str]:
-    nofile = subprocess.run(
-        ["sh", "-c", "ulimit -Hn"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)  # the hard limit, as `ulimit -Hn`
     return [
         "--runtime",
         "runc",
@@ -135,14 +134,11 @@ def make_base(rebuild: bool) -> None:
 
 def build() -> dict[str, float]:
     started = time.monotonic()
-    flags = [f for f in runtime_flags() if f != "--network" and f != "host"]
     run(
         [
             "podman",
             "build",
-            *flags,
-            "--network",
-            "host",
+            *runtime_flags(),
             "--format",
             "docker",
             "-v",
@@ -275,9 +271,8 @@ def publish_from_image(broker: Broker, topic: str, payload: dict[str, Any]) -> N
 
 
 def actions() -> list[dict[str, Any]]:
-    out = run(["podman", "exec", AGENT, "factory-agent", "actions", "--all", "--json"], check=False)
-    if out.returncode != 0:  # an older CLI without --all lists every status already
-        out = run(["podman", "exec", AGENT, "factory-agent", "actions", "--json"])
+    """`factory-agent actions --json` inside the agent's container (open reorders included)."""
+    out = run(["podman", "exec", AGENT, "factory-agent", "actions", "--json"])
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
