@@ -13,13 +13,13 @@ from pathlib import Path
 import structlog
 import workload
 
+from agent.app.core import Core
+from agent.app.pipeline import Pipeline, Raw
+from agent.app.stocksync import stock_policy
 from agent.config import InventorySettings
-from agent.core import Core
 from agent.ingest.topics import TopicMap
-from agent.pipeline import Pipeline, Raw
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
-from agent.stocksync import stock_policy
 from agent.world.masterdata import load_masterdata
 
 BATCH = 500

@@ -3,7 +3,7 @@ supervised worker process, on the same recording (median of a few runs each).
 
     python bench/engine_boundary.py [--messages 50000] [--runs 3]
 
-Runs `agent.replay.replay` in this process (decode, world state, rules, an in-memory SQLite
+Runs `agent.app.replay.replay` in this process (decode, world state, rules, an in-memory SQLite
 store, batches of 500) so that only the engine's placement differs. Prints one line per mode.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from agent.app.core import EngineFactory  # noqa: E402
+from agent.app.policy import load_policy  # noqa: E402
+from agent.app.replay import replay  # noqa: E402
 from agent.config import Settings  # noqa: E402
-from agent.core import EngineFactory  # noqa: E402
 from agent.log import configure_logging  # noqa: E402
-from agent.policy import load_policy  # noqa: E402
-from agent.replay import replay  # noqa: E402
 from agent.rulebook.engine import DurableEngine  # noqa: E402
 from agent.rulebook.worker import ProcessEngine  # noqa: E402
 from agent.store.repository import Store  # noqa: E402

@@ -20,7 +20,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import workload  # noqa: E402
 from corecost import BATCH, core_cost, pipeline_for  # noqa: E402
 
-from agent.pipeline import Raw  # noqa: E402
+from agent.app.pipeline import Raw  # noqa: E402
 
 
 def main() -> None:

@@ -18,12 +18,12 @@ import structlog
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agent.clock import Clock
+from agent.app.clock import Clock
 from agent.config import NotifySettings, RouteSettings
+from agent.decisions.report import record
 from agent.model import NotifyDecision, PublishDecision
 from agent.notify.message import render
 from agent.notify.routes import matching, quiet_until, subject_of
-from agent.report import record
 from agent.store.repository import StoredChange
 from agent.store.tables import alert_table, outbox_table
 

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.metrics import Metrics
+from agent.http.metrics import Metrics
 from agent.notify.channels import Delivery, send
 from agent.notify.message import render_group
 from agent.notify.outbox import FIRING_EVENTS, MQTT, Due, Outbox

@@ -21,8 +21,8 @@ import structlog
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from agent.adapters.memory import release_free_memory
 from agent.errors import MasterDataError
-from agent.memory import release_free_memory
 from agent.model import Scalar, Value
 from agent.rulebook.yamlsrc import YamlProblem, check_structure
 from agent.world.shifts import ShiftCalendar, parse_calendars

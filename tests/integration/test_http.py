@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agent.adapters.http import HealthServer
-from agent.health import CheckResult
-from agent.metrics import Metrics
+from agent.http.health import CheckResult
+from agent.http.metrics import Metrics
+from agent.http.server import HealthServer
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import PRESS, STOCK, Publisher, poll
 from tests.support.mosquitto import Mosquitto, free_port

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from agent.clock import SimulatedClock
+from agent.app import commands
+from agent.app.clock import SimulatedClock
 from agent.config import NotifySettings, RouteSettings
-from agent.metrics import Metrics
+from agent.http.metrics import Metrics
 from agent.model import AlertDecision, Outcome
-from agent.notify import commands
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender

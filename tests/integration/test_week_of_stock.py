@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.core import Core
+from agent.app.core import Core
+from agent.app.policy import Policy
+from agent.app.replay import replay
 from agent.model import Message
-from agent.policy import Policy
-from agent.replay import replay
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.store.repository import Store

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Core, EngineFactory
+from agent.app.core import Core, EngineFactory
 from agent.model import ActionDecision, Decision, Message, ReceiptDecision, Value
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.fields import build_schema

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.app.daemon import tls_options
 from agent.config import Settings, load_settings
-from agent.daemon import tls_options
 from agent.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.model import ActionClosed, ActionDecision, AlertDecision, Decision, Message, Value
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from agent.config import DaemonSettings
-from agent.metrics import Metrics
+from agent.http.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "factory-agent.json"

@@ -11,7 +11,7 @@ import pytest
 from agent.rulebook import expr
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import ACTIONS, RULE_KEYS, parse_rule_sources
-from agent.rulebook.testfile import parse_test_file
+from agent.ruletest.testfile import parse_test_file
 from agent.world.masterdata import load_masterdata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_every_option_action_and_function_is_documented(word: str) -> None:
 
 
 def test_the_rule_test_example_passes(tmp_path: Path) -> None:
-    from agent.ruletest import report, run_tests
+    from agent.ruletest.run import report, run_tests
 
     (block,) = [b for b in BLOCKS if b.startswith("# rule test")]
     path = tmp_path / "doc_test.yaml"

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.errors import RuleError
 from agent.ingest.decode import decode
 from agent.ingest.topics import TopicMap

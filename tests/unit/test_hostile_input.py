@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.adapters.signals import SignalThread
-from agent.core import Core
+from agent.app.core import Core
+from agent.app.pipeline import Pipeline, Raw
 from agent.decisions.build import ACTION_REFUSED_KEY
 from agent.ingest.decode import decode
 from agent.ingest.subjects import ALERT_KEY, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import ActionDecision, AlertDecision, AlertResolved, Fact, Message, Rejected
-from agent.pipeline import Pipeline, Raw
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import parse_rule_sources
 from agent.world.masterdata import MasterData

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.decisions.build import conditions_hold
 from agent.model import (
     ActionDecision,

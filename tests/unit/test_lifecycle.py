@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.model import (
     ActionDecision,
     AlertDecision,

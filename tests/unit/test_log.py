@@ -38,12 +38,12 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 def test_json_mode_writes_one_parseable_object_per_line_with_the_fields() -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream)
-    log = structlog.get_logger("agent.daemon")
+    log = structlog.get_logger("agent.app.daemon")
     log.info("reorder_opened", sku="BRG-6204", quantity=100)
     log.warning("dead_letter", topic="factory/p1/stock/X", reason="not JSON")
     first, second = lines(stream)
     assert first["event"] == "reorder_opened"
-    assert (first["level"], first["logger"]) == ("info", "agent.daemon")
+    assert (first["level"], first["logger"]) == ("info", "agent.app.daemon")
     assert (first["sku"], first["quantity"]) == ("BRG-6204", 100)
     stamp = datetime.fromisoformat(first["timestamp"].replace("Z", "+00:00"))
     assert stamp.utcoffset() == timedelta(0)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Core
-from agent.machinesync import sync_work_orders, work_order_closed
+from agent.app import commands
+from agent.app.core import Core
+from agent.app.machinesync import sync_work_orders, work_order_closed
 from agent.model import ActionDecision, Message, Outcome
-from agent.notify import commands
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.store.repository import Store

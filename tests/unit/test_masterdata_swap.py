@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.model import (
     ActionDecision,
     AlertDecision,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from agent.app import commands
 from agent.config import NotifySettings, RouteSettings, load_settings
 from agent.errors import ConfigError, TransitionError
-from agent.notify import commands
 from agent.notify.channels import expand, with_id_header
 from agent.notify.message import limits, render, render_group
 from agent.notify.routes import Subject, matches, quiet_until, subject_of

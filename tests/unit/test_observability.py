@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from agent.health import CheckResult
-from agent.metrics import Metrics
-from agent.observability import watch_readiness
+from agent.http.health import CheckResult
+from agent.http.metrics import Metrics
+from agent.http.observability import watch_readiness
 
 
 def test_ready_gauge_is_1_only_while_every_check_passes() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import ConfigError
+from agent.ingest.partition import parse_sites, partition_filters
 from agent.ingest.topics import TopicMap, matches_filter
-from agent.partition import parse_sites, partition_filters
 
 
 def test_no_sites_means_every_site() -> None:

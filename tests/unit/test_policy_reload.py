@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from agent.core import Core
+from agent.app.core import Core
+from agent.app.policy import Policy
+from agent.app.reload import MASTERDATA_ALERT_KEY, RULES_ALERT_KEY, PolicyFiles, reload_policy
 from agent.model import ActionDecision, AlertDecision, AlertResolved, Decision, Message
-from agent.policy import Policy
-from agent.reload import MASTERDATA_ALERT_KEY, RULES_ALERT_KEY, PolicyFiles, reload_policy
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.world.masterdata import load_masterdata

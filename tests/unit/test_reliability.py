@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.reliability import figure_lines, machine_figures, period_of
+from agent.decisions.reliability import figure_lines, machine_figures, period_of
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.rulebook.testfile import parse_test_file
-from agent.ruletest import report, run_tests
+from agent.ruletest.run import report, run_tests
+from agent.ruletest.testfile import parse_test_file
 from agent.world.masterdata import MasterData, load_masterdata
 
 ROOT = Path(__file__).resolve().parents[2]

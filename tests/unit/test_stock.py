@@ -163,8 +163,8 @@ def test_hours_since_the_last_count_grow_with_time_alone() -> None:
 
 
 def test_the_inventory_settings_become_the_stock_policy() -> None:
+    from agent.app.stocksync import stock_policy
     from agent.config import InventorySettings
-    from agent.stocksync import stock_policy
 
     settings = InventorySettings(on_order_source="sum", usage_half_life_days=3, jump_share=0.8)
     assert stock_policy(settings) == StockPolicy("sum", 3.0, 1.0, 0.8)

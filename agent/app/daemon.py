@@ -21,17 +21,24 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection
 
 from agent.adapters.alarm import alarm_topic, raise_alarm
+from agent.adapters.memory import release_free_memory
 from agent.adapters.mqtt import Inbound, MqttSource, TlsOptions
 from agent.adapters.rulewatch import RuleWatcher
-from agent.clock import SystemClock
+from agent.app import commands
+from agent.app.clock import SystemClock
+from agent.app.core import Core, EngineFactory
+from agent.app.machinesync import sync_work_orders, work_order_closed
+from agent.app.pipeline import Pipeline, Raw
+from agent.app.policy import Policy
+from agent.app.reload import PolicyFiles, reload_policy
+from agent.app.stocksync import seed_reorders, stock_policy
 from agent.config import MqttSettings, Settings
-from agent.core import Core, EngineFactory
+from agent.decisions.report import record
 from agent.errors import EngineError, StoreError, TransitionError
+from agent.http.metrics import Metrics, count_messages
+from agent.ingest.partition import parse_sites, partition_filters
 from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
-from agent.machinesync import sync_work_orders, work_order_closed
-from agent.memory import release_free_memory
-from agent.metrics import Metrics, count_messages
 from agent.model import (
     Decision,
     Fact,
@@ -41,18 +48,11 @@ from agent.model import (
     PublishDecision,
     Rejected,
 )
-from agent.notify import commands
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
-from agent.partition import parse_sites, partition_filters
-from agent.pipeline import Pipeline, Raw
-from agent.policy import Policy
-from agent.reload import PolicyFiles, reload_policy
-from agent.report import record
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
-from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import ChangeHook, Store, StoredChange
 from agent.store.snapshot import message_digest
 
@@ -273,7 +273,7 @@ class Daemon:
 
     def _reload(self, why: str) -> None:
         """Validate the rule files and master data; swap to what changed and loads, keep what
-        runs and raise an alert for what does not (see `agent.reload`)."""
+        runs and raise an alert for what does not (see `agent.app.reload`)."""
         started = datetime.now(UTC)
         previous = self.pipeline.core.ruleset.hash
         reloaded = reload_policy(

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
-from agent.adapters.http import HealthServer
 from agent.config import HttpSettings
-from agent.health import Check, CheckResult, flag_check, message_age_check, run_checks
+from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
+from agent.http.server import HealthServer
 
 if TYPE_CHECKING:
-    from agent.daemon import Daemon
+    from agent.app.daemon import Daemon
 
 
 def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Check]:

@@ -1,7 +1,7 @@
 """The agent's Prometheus metrics, on a registry of its own, and the setters the daemon calls.
 
 One `Metrics` per daemon (no module-level registry): tests and two agents in one process never
-share counters. `/metrics` in `agent/adapters/http.py` renders `registry`.
+share counters. `/metrics` in `agent/http/server.py` renders `registry`.
 """
 
 from __future__ import annotations

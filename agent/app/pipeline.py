@@ -11,7 +11,7 @@ from datetime import datetime
 
 import structlog
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.errors import EngineError
 from agent.ingest.decode import MAX_LEVEL_CHARS, decode
 from agent.ingest.subjects import SubjectGate, SubjectLimits

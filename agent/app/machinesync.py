@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from agent.core import Core
+from agent.app.core import Core
 from agent.model import Decision
 from agent.store.repository import Store
 

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from agent.health import Check, run_checks
+from agent.http.health import Check, run_checks
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,10 @@ from typing import Final
 
 import structlog
 
-from agent.core import Core
+from agent.app.core import Core
+from agent.app.policy import Policy
 from agent.errors import EngineError, MasterDataError, RuleError
 from agent.model import AlertDecision, AlertResolved, Decision
-from agent.policy import Policy
 from agent.rulebook.fields import FactSchema, build_schema
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet

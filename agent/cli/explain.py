@@ -10,10 +10,10 @@ import json
 import sys
 from typing import Any, Literal
 
+from agent.app.policy import load_policy
 from agent.config import Settings
+from agent.decisions.report import line, record
 from agent.errors import AgentError, RuleError
-from agent.policy import load_policy
-from agent.report import line, record
 from agent.rulebook import expr
 from agent.rulebook.rules import Rule
 from agent.store.repository import Store, json_friendly

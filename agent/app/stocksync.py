@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from agent.app.core import Core
 from agent.config import InventorySettings
-from agent.core import Core
 from agent.store.repository import Store
 from agent.world.stock import StockPolicy
 

@@ -14,16 +14,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.app.core import Core, EngineFactory
+from agent.app.pipeline import Pipeline, Raw
+from agent.app.policy import Policy
+from agent.app.stocksync import seed_reorders, stock_policy
 from agent.config import IngestSettings, InventorySettings
-from agent.core import Core, EngineFactory
 from agent.errors import AgentError
 from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Outcome
-from agent.pipeline import Pipeline, Raw
-from agent.policy import Policy
 from agent.rulebook.engine import DurableEngine
-from agent.stocksync import seed_reorders, stock_policy
 from agent.store.repository import Store, StoredChange
 
 BATCH = 500

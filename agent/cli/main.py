@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 
 from agent import __version__
+from agent.app.policy import load_policy
 from agent.config import Settings, load_settings
+from agent.decisions.report import line, open_spend, record, spend_lines
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
-from agent.policy import load_policy
-from agent.report import line, open_spend, record, spend_lines
 from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
@@ -193,9 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _change(args: argparse.Namespace, settings: Settings) -> int:
     """`ack|resolve|done|cancel [alert|action] ID`: the same transition as the MQTT command;
     the outbox rows it causes (MQTT publication, resolved notice) go out with the daemon."""
-    from agent.clock import SystemClock
+    from agent.app import commands
+    from agent.app.clock import SystemClock
     from agent.errors import TransitionError
-    from agent.notify import commands
     from agent.notify.outbox import Outbox
     from agent.store.repository import Store, json_friendly
 
@@ -244,11 +244,11 @@ def _print_problems(exc: RuleError) -> None:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from agent.adapters.signals import SignalThread
-    from agent.daemon import Daemon
-    from agent.observability import start_http
+    from agent.app.daemon import Daemon
+    from agent.http.observability import start_http
     from agent.store.repository import Store
 
-    log = structlog.get_logger("agent.cli")
+    log = structlog.get_logger("agent.cli.main")
     try:
         policy = load_policy(settings)
     except RuleError as exc:
@@ -278,7 +278,7 @@ def _rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.ruletest import report, run_tests
+    from agent.ruletest.run import report, run_tests
     from agent.world.masterdata import load_masterdata
 
     masterdata = load_masterdata(
@@ -299,7 +299,7 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.explain import explain
+    from agent.cli.explain import explain
 
     return explain(args.id, settings, as_json=args.json)
 
@@ -322,12 +322,12 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.replay import replay
+    from agent.app.replay import replay
     from agent.store.repository import Store
 
     policy = load_policy(settings, [args.rules] if args.rules else None)
     if args.against is not None:
-        from agent.backtest import backtest
+        from agent.cli.backtest import backtest
 
         old = load_policy(settings, [args.against])
         return backtest(args.file, policy, old, settings, as_json=args.json)
@@ -378,7 +378,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.simulate import simulate
+    from agent.simulator.run import simulate
 
     return simulate(args, settings)
 
@@ -414,7 +414,7 @@ def _machines(args: argparse.Namespace, settings: Settings) -> int:
     """`machines`: reliability figures per machine over the recorded period (or the given one)."""
     from datetime import UTC, datetime
 
-    from agent.reliability import figure_lines, machine_figures, period_of
+    from agent.decisions.reliability import figure_lines, machine_figures, period_of
     from agent.store.repository import Store
     from agent.world.masterdata import load_masterdata
 

@@ -1,7 +1,7 @@
 """Rule test files (`rules/tests/*.yaml`): timed messages in, expected decisions out.
 
 Parsed and checked here, with `file:line: test: reason` for anything wrong; run by
-`agent/ruletest.py`. The format is documented in docs/rules.md.
+`agent/ruletest/run.py`. The format is documented in docs/rules.md.
 """
 
 from __future__ import annotations

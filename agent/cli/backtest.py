@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.app.policy import Policy
+from agent.app.replay import replay
 from agent.config import Settings
-from agent.policy import Policy
-from agent.replay import replay
-from agent.report import line, record
+from agent.decisions.report import line, record
 from agent.store.repository import Store, StoredChange, json_friendly
 
 # Row fields that say what was decided (ids, rule-set hashes and provenance may differ freely).

@@ -15,16 +15,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.core import Core
+from agent.app.core import Core
+from agent.app.pipeline import Pipeline, Raw
+from agent.decisions.report import record
 from agent.errors import MasterDataError, RuleError, RuleProblem
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, NotifyDecision, Outcome, PublishDecision
-from agent.pipeline import Pipeline, Raw
-from agent.report import record
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
-from agent.rulebook.testfile import Expected, RuleTest, TestFile, parse_test_file
+from agent.ruletest.testfile import Expected, RuleTest, TestFile, parse_test_file
 from agent.store.repository import Store, json_friendly
 from agent.world.masterdata import MasterData
 from agent.world.shifts import parse_calendars

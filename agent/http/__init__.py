@@ -1,0 +1,1 @@
+"""The HTTP edge: health, readiness and metrics."""

@@ -1,0 +1,1 @@
+"""`factory-agent rules test`: rule test files and their runs on a simulated clock."""
