@@ -18,7 +18,7 @@ from agent.app.core import Core, EngineFactory
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.policy import Policy
 from agent.app.stocksync import seed_reorders, stock_policy
-from agent.config import IngestSettings, InventorySettings
+from agent.config import IngestSettings, InventorySettings, Settings
 from agent.errors import AgentError
 from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
@@ -138,6 +138,20 @@ def replay(
     finally:
         pipeline.core.close()
     return ReplayResult(changes, messages, dead, time.perf_counter() - started)
+
+
+def replay_with(path: Path, policy: Policy, store: Store, settings: Settings) -> ReplayResult:
+    """`replay` on the settings the daemon runs with (topics, limits, tick, stock policy)."""
+    return replay(
+        path,
+        policy,
+        store,
+        settings.mqtt.topic_prefix,
+        settings.ingest.max_payload_bytes,
+        settings.rules.tick_s,
+        settings.inventory,
+        ingest=settings.ingest,
+    )
 
 
 def _flush(pipeline: Pipeline, store: Store, batch: list[Raw], changes: list[StoredChange]) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app.policy import Policy
-from agent.app.replay import replay
+from agent.app.replay import replay_with
 from agent.config import Settings
 from agent.decisions.report import line, record
 from agent.store.repository import Store, StoredChange, json_friendly
@@ -33,16 +33,7 @@ class Difference:
 def decisions(path: Path, policy: Policy, settings: Settings) -> list[dict[str, Any]]:
     """The rows a replay of `path` under `policy` opens, as records."""
     with Store.open("sqlite://") as store:
-        result = replay(
-            path,
-            policy,
-            store,
-            settings.mqtt.topic_prefix,
-            settings.ingest.max_payload_bytes,
-            settings.rules.tick_s,
-            settings.inventory,
-            ingest=settings.ingest,
-        )
+        result = replay_with(path, policy, store, settings)
         return _final(store, result.changes)
 
 

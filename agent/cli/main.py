@@ -322,7 +322,7 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.app.replay import replay
+    from agent.app.replay import replay_with
     from agent.store.repository import Store
 
     policy = load_policy(settings, [args.rules] if args.rules else None)
@@ -333,16 +333,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         return backtest(args.file, policy, old, settings, as_json=args.json)
     store = Store.open(args.db)
     try:
-        result = replay(
-            args.file,
-            policy,
-            store,
-            settings.mqtt.topic_prefix,
-            settings.ingest.max_payload_bytes,
-            settings.rules.tick_s,
-            settings.inventory,
-            ingest=settings.ingest,
-        )
+        result = replay_with(args.file, policy, store, settings)
     finally:
         store.close()
     for change in result.changes:
