@@ -23,6 +23,7 @@ from agent.decisions.report import line, open_spend, record, spend_lines
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
 from agent.simulator.options import add_simulate_arguments
+from agent.store.tables import ACTION_STATUSES, ALERT_STATUSES
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 
@@ -103,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for table in ("actions", "alerts"):
         listing = command(table, f"list {table} from the database")
-        listing.add_argument("--status", help="only this status (e.g. open, firing)")
+        statuses = ACTION_STATUSES if table == "actions" else ALERT_STATUSES
+        listing.add_argument(
+            "--status", choices=statuses, help=f"only this status: {', '.join(statuses)}"
+        )
         listing.add_argument("--json", action="store_true", help="one JSON object per line")
         if table == "actions":
             listing.add_argument(

@@ -135,3 +135,16 @@ def test_listing_an_empty_database(tmp_path: Path) -> None:
         cli("alerts", "--status", "firing", env=env).stdout.strip()
         == "no alerts with status firing"
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "wrong", "valid"), [("alerts", "open", "firing"), ("actions", "firing", "open")]
+)
+def test_a_status_of_the_other_table_is_refused_with_the_valid_ones_not_a_traceback(
+    tmp_path: Path, table: str, wrong: str, valid: str
+) -> None:
+    env = {"AGENT_DATABASE__URL": f"sqlite:///{tmp_path}/agent.db"}
+    done = cli(table, "--status", wrong, env=env)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"invalid choice: '{wrong}'" in done.stderr and valid in done.stderr
