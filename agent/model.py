@@ -16,6 +16,8 @@ Severity = Literal["info", "warning", "critical"]
 
 ACTION_KINDS: tuple[str, ...] = ("reorder", "work_order", "idle_capacity")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+ACTION_STATUSES: tuple[str, ...] = ("open", "acknowledged", "done", "cancelled")
+ALERT_STATUSES: tuple[str, ...] = ("firing", "acknowledged", "resolved")
 
 # A field value as rules see it: JSON scalars, or a list of them (e.g. a machine's spare_parts).
 Scalar = str | int | float | bool | None

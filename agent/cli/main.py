@@ -22,8 +22,8 @@ from agent.config import Settings, load_settings
 from agent.decisions.report import line, open_spend, record, spend_lines
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
+from agent.model import ACTION_STATUSES, ALERT_STATUSES
 from agent.simulator.options import add_simulate_arguments
-from agent.store.tables import ACTION_STATUSES, ALERT_STATUSES
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 

@@ -34,6 +34,8 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.errors import StoreError, TransitionError
 from agent.model import (
+    ACTION_STATUSES,
+    ALERT_STATUSES,
     ActionClosed,
     ActionDecision,
     AlertDecision,
@@ -51,9 +53,7 @@ from agent.store.probe import writable_problem
 from agent.store.snapshot import committed, load_facts, mark_processed, save_facts
 from agent.store.tables import (
     ACTION_OPEN,
-    ACTION_STATUSES,
     ALERT_OPEN,
-    ALERT_STATUSES,
     UTCDateTime,
     action_table,
     alert_table,

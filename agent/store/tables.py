@@ -28,6 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from agent.model import ACTION_STATUSES, ALERT_STATUSES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -36,9 +38,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-ACTION_STATUSES = ("open", "acknowledged", "done", "cancelled")
-ALERT_STATUSES = ("firing", "acknowledged", "resolved")
 
 # The partial-index predicates. Queries repeat them verbatim (as text, not bound parameters):
 # SQLite's planner uses a partial index only when the query's WHERE contains the same term.
