@@ -227,3 +227,34 @@ class Outcome:
     decisions: list[Decision] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     commands: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTrack:
+    """A rule's match on a tuple of facts as the store keeps it across a restart: pending since
+    `since` (its `for` running), or firing with the alerts it raised."""
+
+    rule_id: str
+    fingerprint: str
+    facts: Mapping[str, str]  # alias -> fact key, in the rule's alias order
+    since: datetime
+    firing: bool
+    alert_keys: tuple[str, ...] = ()
+
+    @property
+    def fact_keys(self) -> tuple[str, ...]:
+        return tuple(self.facts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class TrackChanges:
+    """What changed in the tracked matches since the last commit: saved anew, or gone."""
+
+    saved: tuple[SavedTrack, ...] = ()
+    removed: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (rule id, fact keys)
+
+    def __bool__(self) -> bool:
+        return bool(self.saved or self.removed)
+
+
+NO_TRACK_CHANGES = TrackChanges()

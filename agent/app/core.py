@@ -7,7 +7,7 @@ the time in (`tick(now)`) for what time alone changes: derived values, `for`, sc
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -21,7 +21,7 @@ from agent.decisions.build import (
     resolve_holds,
     subject_param,
 )
-from agent.decisions.lifecycle import Lifecycle, Track
+from agent.decisions.lifecycle import Lifecycle, Track, TrackKey
 from agent.decisions.records import closed_records
 from agent.errors import EngineError
 from agent.model import (
@@ -35,6 +35,8 @@ from agent.model import (
     NotifyDecision,
     OpenReorder,
     PublishDecision,
+    SavedTrack,
+    TrackChanges,
     Value,
 )
 from agent.rulebook import expr
@@ -206,27 +208,58 @@ class Core:
         answers = update_many(self._engine, [self._posting(steps[i]) for i in later])
         return dict(zip(later, answers, strict=True))
 
-    def restore(self, facts: Iterable[Fact]) -> int:
-        """Put saved facts back into the world and the engine without deciding anything: a
-        restart resumes where the last commit left off instead of re-firing every rule.
+    def restore(
+        self,
+        facts: Iterable[Fact],
+        tracks: Iterable[SavedTrack] = (),
+        firing_alert_keys: Collection[str] = (),
+    ) -> int:
+        """Put saved facts and tracked matches back without deciding anything: a restart
+        resumes where the last commit left off instead of re-firing every rule.
 
-        The snapshot is committed with the decisions its facts caused, so a rule that holds on
-        restored facts has fired already: the lifecycle learns that (its decisions are dropped),
-        and the next message or tick repeats it instead of opening it anew. A rule with `for`
-        starts pending again.
+        Facts, tracks and decisions are committed together, so the saved tracks are what the
+        rules were doing: a pending `for` keeps its start (and fires at the first tick after it
+        is due), a firing match stays firing and resolves when its facts say so. A match on the
+        restored facts that has no saved track (a database from before tracks were kept, or a
+        rule changed while the agent was down) has fired already, its decisions committed: the
+        lifecycle learns that (the decisions are dropped). Such a match of a rule with `for` is
+        pending anew from its fact's time, unless its alert is still firing in the store
+        (`firing_alert_keys`): then it is firing.
         """
         restored = [self.world.restore(fact) for fact in facts]
+        kept = self.lifecycle.restore(tracks, self._rules)
         answers = update_many(self._engine, [(f.key, f.fields) for f in restored])
         failed: list[str] = []
+        before = set(self.lifecycle.tracks)
         for fact, answer in zip(restored, answers, strict=True):
             if isinstance(answer, EngineError):
                 failed.append(fact.key)
                 continue
-            self._decide(answer, fact.updated_at)  # already told: only the lifecycle keeps it
+            self._decide(answer, fact.updated_at, fresh_only=True)  # only the lifecycle keeps it
+        self._adopt_firing(set(self.lifecycle.tracks) - before, set(firing_alert_keys))
         if failed:
             log.warning("facts_not_restored_in_engine", count=len(failed), first=failed[0])
         self._changed.clear()
+        log.info("tracks_restored", kept=kept, new=len(self.lifecycle.tracks) - kept)
         return len(restored)
+
+    def _adopt_firing(self, new: set[TrackKey], firing: set[str]) -> None:
+        """Pending tracks the restore opened whose alert the store has firing: they fire."""
+        for key in sorted(new):
+            track = self.lifecycle.tracks.get(key)
+            rule = self._rules.get(key[0])
+            if track is None or track.firing or rule is None:
+                continue
+            facts = self._facts(track.facts)
+            if facts is not None and (alert := alert_key(rule, facts)) in firing:
+                self.lifecycle.mark_firing(track, (alert,))
+
+    def take_tracks(self) -> TrackChanges:
+        """The tracked matches changed since the last call (saved with the commit)."""
+        return self.lifecycle.take_changes()
+
+    def tracks_changed(self) -> bool:
+        return self.lifecycle.has_changes()
 
     def take_changed(self) -> list[Fact]:
         """The current facts changed since the last call (for the snapshot), and forget them."""
@@ -426,8 +459,10 @@ class Core:
         at: datetime,
         held: set[tuple[str, tuple[str, ...]]] | None = None,
         ticked: bool = False,
+        fresh_only: bool = False,
     ) -> list[Decision]:
         """Decide on the engine's candidate matches; add the keys of those that hold to `held`.
+        With `fresh_only`, matches the lifecycle tracks already are left as they are.
 
         In rule-file order, then by the facts' keys: not in the engine's order, which depends on
         the order it was given facts in (and so on how messages were batched).
@@ -445,6 +480,8 @@ class Core:
             ordered = {c.alias: match.facts[c.alias] for c in rule.conditions}
             key = Lifecycle.key(rule, ordered)
             if key in done:  # two `any:` alternatives matched the same facts
+                continue
+            if fresh_only and key in self.lifecycle.tracks:
                 continue
             done.add(key)
             if not conditions_hold(rule, facts):

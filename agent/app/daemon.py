@@ -47,6 +47,7 @@ from agent.model import (
     Outcome,
     PublishDecision,
     Rejected,
+    SavedTrack,
 )
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
@@ -196,15 +197,16 @@ class Daemon:
             database=_safe_url(self.settings.database.url),
         )
         self._record_rule_set(ruleset, "start")
-        restored = self._retry("read the fact snapshot", self.store.facts)
-        if restored is None:
+        saved = self._retry("read the fact snapshot", self._saved_state)
+        if saved is None:
             self.pipeline.core.close()
             if self._overdue is not None:
                 self._overdue.cancel()
             return 0
-        self.pipeline.restore(restored)
-        log.info("world_restored", facts=len(restored))
-        del restored
+        restored, tracks, firing = saved
+        self.pipeline.restore(restored, tracks, firing)
+        log.info("world_restored", facts=len(restored), tracks=len(tracks))
+        del restored, tracks, saved
         release_free_memory()  # the master data's parse and the snapshot's rows are done with
         open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
         log.info("reorders_loaded", open=open_reorders)
@@ -250,6 +252,10 @@ class Daemon:
             log.info("agent_stopped")
         return 0
 
+    def _saved_state(self) -> tuple[list[Fact], list[SavedTrack], set[str]]:
+        """What the last commit left: facts, tracked matches, and the alerts still open."""
+        return self.store.facts(), self.store.tracks(), self.store.firing_alert_keys()
+
     def _do_chores(self) -> None:
         while True:
             try:
@@ -268,8 +274,8 @@ class Daemon:
         except EngineError as exc:
             log.error("tick_failed", error=str(exc))
             return
-        if decisions:
-            self._commit_decisions(decisions)
+        if decisions or self.pipeline.core.tracks_changed():
+            self._commit_decisions(decisions)  # a `for` started or ended counts: it is saved
 
     def _reload(self, why: str) -> None:
         """Validate the rule files and master data; swap to what changed and loads, keep what
@@ -457,11 +463,17 @@ class Daemon:
         """Store the outcome with the facts it changed (the snapshot) in one transaction."""
         hook = self._hook(outcome.decisions)
         facts: list[Fact] = self.pipeline.core.take_changed()
+        tracks = self.pipeline.core.take_tracks()
         keep = self.settings.ingest.dedup_window
         return self._retry(
             "store the batch",
             lambda: self.store.apply(
-                outcome, hook, facts=facts, processed=processed, keep_processed=keep
+                outcome,
+                hook,
+                facts=facts,
+                tracks=tracks,
+                processed=processed,
+                keep_processed=keep,
             ),
             decisions=len(outcome.decisions),
             dead_letters=len(outcome.rejected),

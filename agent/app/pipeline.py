@@ -5,7 +5,7 @@ Raw (topic, bytes, time) in, an `Outcome` (decisions and dead letters) out; stil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +16,7 @@ from agent.errors import EngineError
 from agent.ingest.decode import MAX_LEVEL_CHARS, decode
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
-from agent.model import Decision, Fact, Message, Outcome, Rejected
+from agent.model import Decision, Fact, Message, Outcome, Rejected, SavedTrack
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +44,14 @@ class Pipeline:
         self.subjects = SubjectGate(core.world.masterdata, subjects)
         self.subjects.seed(core.world)
 
-    def restore(self, facts: Iterable[Fact]) -> int:
+    def restore(
+        self,
+        facts: Iterable[Fact],
+        tracks: Iterable[SavedTrack] = (),
+        firing_alert_keys: Collection[str] = (),
+    ) -> int:
         """`Core.restore`, and the unknown subjects among the facts counted against the cap."""
-        restored = self.core.restore(facts)
+        restored = self.core.restore(facts, tracks, firing_alert_keys)
         self.subjects.seed(self.core.world)
         return restored
 

@@ -1,7 +1,9 @@
 """The life of a rule's match: pending (`for` not yet elapsed) → firing → resolved or gone.
 
 Pure bookkeeping over (rule, matched facts): the core tells it what holds at a time and it says
-whether to fire, stay quiet or resolve. Pending matches live here only; they are not stored.
+whether to fire, stay quiet or resolve. What changed since the last commit is handed out by
+`take_changes()` for the store to save with the batch, and `restore` takes it back after a
+restart: a pending `for` keeps its start, a firing match stays firing (and can resolve).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from agent.model import SavedTrack, TrackChanges
 from agent.rulebook.rules import Rule
 
 TrackKey = tuple[str, tuple[str, ...]]  # rule id, the matched facts' keys in alias order
@@ -32,6 +35,16 @@ class Track:
     def due(self, rule: Rule, now: datetime) -> bool:
         return now - self.since >= timedelta(seconds=rule.for_s)
 
+    def saved(self) -> SavedTrack:
+        return SavedTrack(
+            self.rule_id,
+            self.fingerprint,
+            dict(self.facts),
+            self.since,
+            self.firing,
+            self.alert_keys,
+        )
+
 
 @dataclass
 class Lifecycle:
@@ -39,6 +52,14 @@ class Lifecycle:
 
     tracks: dict[TrackKey, Track] = field(default_factory=dict)
     by_fact: dict[str, set[TrackKey]] = field(default_factory=dict)
+    _changed: set[TrackKey] = field(default_factory=set)  # since `take_changes()`
+    _saved: set[TrackKey] = field(default_factory=set)  # as the store has them
+
+    def _add(self, track: Track) -> None:
+        self.tracks[track.key] = track
+        for fact in track.facts.values():
+            self.by_fact.setdefault(fact, set()).add(track.key)
+        self._changed.add(track.key)
 
     @staticmethod
     def key(rule: Rule, facts: Mapping[str, str]) -> TrackKey:
@@ -50,20 +71,27 @@ class Lifecycle:
         track = self.tracks.get(key)
         if track is None:
             track = Track(rule.id, rule.fingerprint, dict(facts), at, key=key)
-            self.tracks[key] = track
-            for fact in facts.values():
-                self.by_fact.setdefault(fact, set()).add(key)
+            self._add(track)
         if track.firing:
             return "repeat"
         if not track.due(rule, at):
             return "pending"
         track.firing = True
+        self._changed.add(key)
         return "fire"
 
     def fired(self, rule: Rule, facts: Mapping[str, str], alert_keys: Iterable[str]) -> None:
         track = self.tracks.get(self.key(rule, facts))
         if track is not None:
-            track.alert_keys = tuple(dict.fromkeys((*track.alert_keys, *alert_keys)))
+            self.mark_firing(track, alert_keys)
+
+    def mark_firing(self, track: Track, alert_keys: Iterable[str]) -> None:
+        """The track fires (with these alerts, added to those it has)."""
+        keys = tuple(dict.fromkeys((*track.alert_keys, *alert_keys)))
+        if not track.firing or keys != track.alert_keys:
+            track.firing = True
+            track.alert_keys = keys
+            self._changed.add(track.key)
 
     def involving(self, fact_key: str) -> list[Track]:
         return [self.tracks[k] for k in sorted(self.by_fact.get(fact_key, ()))]
@@ -75,6 +103,7 @@ class Lifecycle:
         key = track.key
         if self.tracks.pop(key, None) is None:
             return
+        self._changed.add(key)
         for fact in track.facts.values():
             keys = self.by_fact.get(fact)
             if keys is not None:
@@ -89,6 +118,53 @@ class Lifecycle:
             if rule is None or rule.fingerprint != track.fingerprint:
                 self.drop(track)
         return len(self.tracks)
+
+    def has_changes(self) -> bool:
+        return bool(self._changed)
+
+    def take_changes(self) -> TrackChanges:
+        """The tracks to save and to delete since the last call (a commit), and forget them."""
+        changed, self._changed = self._changed, set()
+        saved: list[SavedTrack] = []
+        removed: list[tuple[str, tuple[str, ...]]] = []
+        for key in sorted(changed):
+            track = self.tracks.get(key)
+            if track is not None:
+                saved.append(track.saved())
+                self._saved.add(key)
+            elif key in self._saved:
+                removed.append(key)
+                self._saved.discard(key)
+        return TrackChanges(tuple(saved), tuple(removed))
+
+    def restore(self, saved: Iterable[SavedTrack], rules: Mapping[str, Rule]) -> int:
+        """Take back the tracks the store kept (at a restart), as unchanged. A track of a rule
+        that is gone or whose text changed is dropped (and deleted at the next commit), as a
+        reload would. Returns how many were taken back."""
+        taken = 0
+        for item in saved:
+            key: TrackKey = (item.rule_id, item.fact_keys)
+            self._saved.add(key)
+            rule = rules.get(item.rule_id)
+            if rule is None or rule.fingerprint != item.fingerprint:
+                self._changed.add(key)
+                continue
+            if tuple(c.alias for c in rule.conditions) != tuple(item.facts):
+                self._changed.add(key)
+                continue
+            track = Track(
+                item.rule_id,
+                item.fingerprint,
+                dict(item.facts),
+                item.since,
+                item.firing,
+                tuple(item.alert_keys),
+                key,
+            )
+            self._add(track)
+            self._changed.discard(key)
+            taken += 1
+        return taken
 
     def __iter__(self) -> Iterator[Track]:
         return iter(list(self.tracks.values()))

@@ -32,6 +32,8 @@ def record(table: str, row: dict[str, Any]) -> dict[str, Any]:
     else:
         out["severity"] = row.get("severity")
         out["message"] = row.get("message")
+        if row.get("last_message") and row.get("last_message") != row.get("message"):
+            out["last_message"] = row.get("last_message")
     return out
 
 

@@ -78,9 +78,15 @@ def _alert(row: Mapping[str, Any], event: str, topic_prefix: str) -> tuple[str, 
     severity = str(row.get("severity", "")).upper()
     tag = "RESOLVED" if event == "resolved" else severity
     again = " (again)" if event == "repeat" else ""
-    title = _cut(f"[{tag}] {subject}: {row.get('message', '')}{again}")
-    lines = [f"{subject} at {site}: {row.get('message', '')}"]
-    lines.extend(limits(row.get("matched") or {}))
+    first = str(row.get("message", ""))
+    latest = row.get("last_message") if event == "repeat" else None
+    shown = str(latest) if latest else first  # a repeat tells what holds now, then how it began
+    matched = (row.get("last_matched") if latest else None) or row.get("matched") or {}
+    title = _cut(f"[{tag}] {subject}: {shown}{again}")
+    lines = [f"{subject} at {site}: {shown}"]
+    lines.extend(limits(matched))
+    if shown != first:
+        lines.append(f"First: {first}")
     count = int(row.get("count") or 1)
     seen = f", seen {count}×" if count > 1 else ""
     since = str(row.get("first_seen") or "")[:16].replace("T", " ")

@@ -36,6 +36,7 @@ from agent.errors import StoreError, TransitionError
 from agent.model import (
     ACTION_STATUSES,
     ALERT_STATUSES,
+    NO_TRACK_CHANGES,
     ActionClosed,
     ActionDecision,
     AlertDecision,
@@ -47,10 +48,19 @@ from agent.model import (
     Outcome,
     ReceiptDecision,
     Rejected,
+    SavedTrack,
+    TrackChanges,
 )
 from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
 from agent.store.probe import writable_problem
-from agent.store.snapshot import committed, load_facts, mark_processed, save_facts
+from agent.store.snapshot import (
+    committed,
+    load_facts,
+    load_tracks,
+    mark_processed,
+    save_facts,
+    save_tracks,
+)
 from agent.store.tables import (
     ACTION_OPEN,
     ALERT_OPEN,
@@ -127,10 +137,7 @@ class Store:
         self._open_alert = _insert_unless_open(engine, alert_table, ALERT_OPEN)
         self._new_receipt = _insert_receipt_once(engine)
         self._repeat_action = _repeat(action_table, ACTION_OPEN)
-        self._repeat_alert = _repeat(alert_table, ALERT_OPEN).values(
-            message=bindparam("b_message", type_=Text()),
-            severity=bindparam("b_severity", type_=String()),
-        )
+        self._repeat_alert = _repeat_alert()
 
     @classmethod
     def open(cls, url: str, sqlite_synchronous: str = "FULL") -> Self:
@@ -166,6 +173,7 @@ class Store:
         on_changes: ChangeHook | None = None,
         *,
         facts: Sequence[Fact] = (),
+        tracks: TrackChanges = NO_TRACK_CHANGES,
         processed: Sequence[str] = (),
         keep_processed: int = 100_000,
     ) -> list[StoredChange]:
@@ -176,9 +184,9 @@ class Store:
         status "resolved", or nothing if none is open); `PublishDecision` and `NotifyDecision`
         are not stored here. Changes come back in the decisions' order. `on_changes` runs in
         the same transaction (the outbox is written there), which also saves the batch's changed
-        `facts` and marks its `processed` message digests.
+        `facts` and `tracks` and marks its `processed` message digests.
         """
-        if not (outcome.decisions or outcome.rejected or facts or processed):
+        if not (outcome.decisions or outcome.rejected or facts or tracks or processed):
             return []
         try:
             with self._engine.begin() as connection:
@@ -187,6 +195,7 @@ class Store:
                 if on_changes is not None:
                     on_changes(connection, changes)
                 save_facts(connection, facts)
+                save_tracks(connection, tracks)
                 mark_processed(connection, processed, keep_processed)
         except SQLAlchemyError as exc:
             error = store_error(exc, "could not store the batch (rolled back)")
@@ -252,6 +261,19 @@ class Store:
     def facts(self) -> list[Fact]:
         """The world state saved with the last commit."""
         return load_facts(self._engine)
+
+    def tracks(self) -> list[SavedTrack]:
+        """The rules' tracked matches saved with the last commit (pending `for`, firing)."""
+        return load_tracks(self._engine)
+
+    def firing_alert_keys(self) -> set[str]:
+        """The dedup keys of the alerts open (firing or acknowledged)."""
+        statement = select(alert_table.c.dedup_key).where(text(ALERT_OPEN))
+        try:
+            with self._reading() as connection:
+                return set(connection.scalars(statement))
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read the open alerts") from exc
 
     def committed(self, digests: Iterable[str]) -> set[str]:
         """Which of these message digests belong to messages already committed."""
@@ -498,6 +520,7 @@ class Store:
             "b_key": decision.dedup_key,
             "b_at": decision.at,
             "b_message": decision.message,
+            "b_matched": _json_ready(decision.matched),
             "b_severity": decision.severity,
         }
         new_row = {
@@ -707,6 +730,22 @@ def _repeat(table: Table, open_predicate: str) -> ReturningUpdate[Any]:
         .values(values)
     )
     return statement.returning(*table.c)
+
+
+def _repeat_alert() -> ReturningUpdate[Any]:
+    """A repeat of a firing alert: the first firing's `message` and `matched` stay, the latest
+    repeat's text, facts and severity are kept beside them; a repeat older than `last_seen`
+    (a late message) changes neither."""
+    table = alert_table
+    newest = table.c.last_seen <= bindparam("b_at", type_=UTCDateTime())
+    latest_text = bindparam("b_message", type_=Text())
+    latest_facts = bindparam("b_matched", type_=table.c.last_matched.type)
+    latest_severity = bindparam("b_severity", type_=String())
+    return _repeat(table, ALERT_OPEN).values(
+        last_message=case((newest, latest_text), else_=table.c.last_message),
+        last_matched=case((newest, latest_facts), else_=table.c.last_matched),
+        severity=case((newest, latest_severity), else_=table.c.severity),
+    )
 
 
 def _step(table: str, command: str) -> _Transition:

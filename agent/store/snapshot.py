@@ -1,5 +1,6 @@
-"""What a restart needs to resume: the world's facts as of the last commit, and the digests of
-the messages already committed (so a redelivered one is recognised and not counted twice).
+"""What a restart needs to resume: the world's facts and the rules' tracked matches (pending
+`for` timers, firing matches) as of the last commit, and the digests of the messages already
+committed (so a redelivered one is recognised and not counted twice).
 
 Both are written in the batch's own transaction, so they never disagree with the decisions.
 """
@@ -7,18 +8,19 @@ Both are written in the batch's own transaction, so they never disagree with the
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StoreError
-from agent.model import Fact
+from agent.model import Fact, SavedTrack, TrackChanges
 from agent.store.db import READ_ONLY, store_error
-from agent.store.tables import fact_snapshot_table, processed_message_table
+from agent.store.tables import fact_snapshot_table, processed_message_table, rule_track_table
 
 # Digests per "which were committed?" query: below SQLite's bound-parameter limit.
 _PER_QUERY = 500
@@ -55,6 +57,73 @@ def save_facts(connection: Connection, facts: Sequence[Fact]) -> None:
         set_={name: insert.excluded[name] for name in _FACT_COLUMNS},
     )
     connection.execute(statement, rows)
+
+
+def save_tracks(connection: Connection, changes: TrackChanges) -> None:
+    """Insert or replace the saved tracks, delete the removed ones."""
+    table = rule_track_table
+    for start in range(0, len(changes.removed), _PER_QUERY):
+        chunk = changes.removed[start : start + _PER_QUERY]
+        connection.execute(
+            delete(table).where(
+                or_(
+                    *(
+                        and_(table.c.rule_id == rule_id, table.c.fact_keys == _fact_keys(keys))
+                        for rule_id, keys in chunk
+                    )
+                )
+            )
+        )
+    if not changes.saved:
+        return
+    rows = [
+        {
+            "rule_id": track.rule_id,
+            "fact_keys": _fact_keys(track.fact_keys),
+            "fingerprint": track.fingerprint,
+            "facts": dict(track.facts),
+            "since": track.since,
+            "firing": track.firing,
+            "alert_keys": list(track.alert_keys),
+        }
+        for track in changes.saved
+    ]
+    insert = _dialect_insert(connection)(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.rule_id, table.c.fact_keys],
+        set_={
+            name: insert.excluded[name]
+            for name in ("fingerprint", "facts", "since", "firing", "alert_keys")
+        },
+    )
+    connection.execute(statement, rows)
+
+
+def load_tracks(engine: Engine) -> list[SavedTrack]:
+    """The saved tracked matches, oldest first."""
+    table = rule_track_table
+    try:
+        with engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY: True})
+            statement = select(table).order_by(table.c.since, table.c.rule_id, table.c.fact_keys)
+            rows = connection.execute(statement).mappings().all()
+    except SQLAlchemyError as exc:
+        raise store_error(exc, "could not read the rule tracks") from exc
+    return [
+        SavedTrack(
+            row["rule_id"],
+            row["fingerprint"],
+            {str(alias): str(key) for alias, key in row["facts"].items()},
+            row["since"],
+            bool(row["firing"]),
+            tuple(str(key) for key in row["alert_keys"]),
+        )
+        for row in rows
+    ]
+
+
+def _fact_keys(keys: Sequence[str]) -> str:
+    return json.dumps(list(keys), separators=(",", ":"))
 
 
 def mark_processed(connection: Connection, digests: Iterable[str], keep: int) -> None:

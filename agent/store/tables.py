@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -142,6 +143,10 @@ class Alert(TableModel, table=True):
     first_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     last_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     count: int = Field(sa_column=Column(Integer, nullable=False))
+    # `message` and `matched` are the first firing's; a repeat's text and facts go here (the
+    # latest by `at`), so the two never mix (None until the first repeat).
+    last_message: str | None = Field(default=None, sa_column=Column(Text))
+    last_matched: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON_DOCUMENT))
     acknowledged_by: str | None = Field(default=None, sa_column=Column(String))
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     resolved_by: str | None = Field(default=None, sa_column=Column(String))
@@ -249,6 +254,21 @@ class FactSnapshot(TableModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
+class RuleTrack(TableModel, table=True):
+    """A rule's match on a tuple of facts as of the last commit: pending (its `for` running
+    since `since`) or firing (with the alerts it raised), so a restart resumes both."""
+
+    __tablename__ = "rule_track"
+
+    rule_id: str = Field(sa_column=Column(String, primary_key=True))
+    fact_keys: str = Field(sa_column=Column(String, primary_key=True))  # JSON list, alias order
+    fingerprint: str = Field(sa_column=Column(String, nullable=False))
+    facts: dict[str, Any] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+    since: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    firing: bool = Field(sa_column=Column(Boolean, nullable=False))
+    alert_keys: list[str] = Field(sa_column=Column(JSON_DOCUMENT, nullable=False))
+
+
 class ProcessedMessage(TableModel, table=True):
     """A digest of each committed message, so a redelivery of it is recognised (newest N kept)."""
 
@@ -265,4 +285,5 @@ outbox_table: Table = Outbox.__table__  # type: ignore[attr-defined]
 rule_set_table: Table = RuleSetRecord.__table__  # type: ignore[attr-defined]
 receipt_table: Table = Receipt.__table__  # type: ignore[attr-defined]
 fact_snapshot_table: Table = FactSnapshot.__table__  # type: ignore[attr-defined]
+rule_track_table: Table = RuleTrack.__table__  # type: ignore[attr-defined]
 processed_message_table: Table = ProcessedMessage.__table__  # type: ignore[attr-defined]

@@ -66,7 +66,9 @@ def test_down_machine_gives_one_work_order_and_one_alert(
     assert [(a["severity"], a["rule_id"], a["status"]) for a in alerts] == [
         ("critical", "machine-down", "firing")
     ]
-    assert "fault E18" in alerts[0]["message"]
+    # the first firing's text stays with its facts; the latest repeat's is kept beside it
+    assert "fault E17" in alerts[0]["message"]
+    assert "fault E18" in alerts[0]["last_message"]
 
 
 def test_bad_payloads_become_dead_letters_and_the_daemon_goes_on(

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,16 @@ import pytest
 from sqlalchemy import Engine, event, insert, text
 
 from agent.errors import ConfigError, StoreError, TransitionError
-from agent.model import ActionDecision, AlertDecision, Decision, Outcome, Rejected, Severity
+from agent.model import (
+    ActionDecision,
+    AlertDecision,
+    Decision,
+    Outcome,
+    Rejected,
+    SavedTrack,
+    Severity,
+    TrackChanges,
+)
 from agent.store.db import create_schema, open_engine
 from agent.store.repository import Store
 from agent.store.tables import action_table
@@ -122,18 +132,50 @@ def test_redelivered_old_decision_never_moves_last_seen_back(store: Store) -> No
     assert action["last_seen"] == later
 
 
-def test_alert_repeat_takes_the_latest_message_and_severity(store: Store) -> None:
+def test_alert_repeat_keeps_the_first_message_and_records_the_latest_beside_it(
+    store: Store,
+) -> None:
     store.apply(Outcome([overheat(severity="warning", message="press-3 at 92 °C")]))
     later = T0 + timedelta(minutes=1)
-
-    [change] = store.apply(
-        Outcome([overheat(at=later, severity="critical", message="press-3 at 97 °C")])
+    hotter = replace(
+        overheat(at=later, severity="critical", message="press-3 at 97 °C"),
+        matched={"m": {"temp_c": 97.0}},
     )
+
+    [change] = store.apply(Outcome([hotter]))
 
     assert not change.created
     [alert] = store.alerts()
-    assert (alert["severity"], alert["message"]) == ("critical", "press-3 at 97 °C")
+    # the first firing's text goes with its matched facts; the latest goes with the latest
+    assert (alert["message"], alert["matched"]) == ("press-3 at 92 °C", {"m": {"temp_c": 92.5}})
+    assert (alert["last_message"], alert["last_matched"]) == (
+        "press-3 at 97 °C",
+        {"m": {"temp_c": 97.0}},
+    )
+    assert alert["severity"] == "critical"
     assert (alert["first_seen"], alert["last_seen"], alert["count"]) == (T0, later, 2)
+    # a late repeat (older than last_seen) is counted but changes neither text nor severity
+    store.apply(Outcome([overheat(at=T0 + timedelta(seconds=30), message="late")]))
+    [alert] = store.alerts()
+    assert (alert["last_message"], alert["severity"], alert["count"]) == (
+        "press-3 at 97 °C",
+        "critical",
+        3,
+    )
+
+
+def test_rule_tracks_are_saved_replaced_and_deleted_with_the_batch(store: Store) -> None:
+    pending = SavedTrack("hot", "fp1", {"m": "machine/plant1/press-3"}, T0, False)
+    other = SavedTrack("cold", "fp2", {"m": "machine/plant1/press-4"}, T0, False)
+    store.apply(Outcome([]), tracks=TrackChanges((pending, other)))
+    assert store.tracks() == [other, pending] or store.tracks() == [pending, other]
+
+    firing = replace(pending, firing=True, alert_keys=("hot/plant1/press-3",))
+    removed = (("cold", other.fact_keys),)
+    store.apply(Outcome([]), tracks=TrackChanges((firing,), removed))
+    assert store.tracks() == [firing]
+    store.apply(Outcome([overheat()]))
+    assert OVERHEAT in store.firing_alert_keys()
 
 
 def test_done_action_lets_the_next_decision_open_a_new_row(store: Store) -> None:
