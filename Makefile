@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check agent tests bench
 	$(BIN)/ruff format --check agent tests bench
 	$(BIN)/mypy --strict agent
+	$(BIN)/lint-imports  # the import contract in pyproject.toml ([tool.importlinter])
 
 broker:
 	scripts/dev-broker.sh
