@@ -5,7 +5,6 @@ AgentError
 ├── MasterDataError      items.yaml / machines.yaml cannot be read or is malformed
 ├── RuleError            a rule file is refused; carries every `RuleProblem` found
 ├── ExpressionError      an expression does not parse or type-check (has a column)
-├── DecodeError          a message payload is refused (becomes a dead letter)
 ├── EngineError          the rule engine refused or failed on a fact
 └── StoreError           the database refused a write
     └── TransitionError  an unknown id or an illegal state change (ack a closed alert)
@@ -54,10 +53,6 @@ class ExpressionError(AgentError):
         self.message = message
         self.column = column
         super().__init__(f"column {column}: {message}" if column else message)
-
-
-class DecodeError(AgentError):
-    pass
 
 
 class EngineError(AgentError):

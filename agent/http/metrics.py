@@ -126,9 +126,6 @@ class Metrics:
     def decision(self, kind: str, created: bool) -> None:
         self.decisions.labels(kind=kind, result="opened" if created else "repeated").inc()
 
-    def set_queue_depth(self, depth: int) -> None:
-        self.queue_depth.set(depth)
-
     def set_outbox_backlog(self, backlog: int) -> None:
         self.outbox_backlog.set(backlog)
 
