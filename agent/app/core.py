@@ -380,7 +380,8 @@ class Core:
         for fact in list(self.world):
             matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
             decisions.extend(self._decide(matches, now or fact.updated_at))
-        self._set_schedules(keep=self._next_run)
+        # A changed rule's timetable (its schedule or timezone may differ) starts afresh.
+        self._set_schedules(keep={k: v for k, v in self._next_run.items() if k not in changed})
         self._book_reorders(decisions)
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
@@ -438,7 +439,7 @@ class Core:
             if track.key in seen:
                 continue
             rule = self._rules.get(track.rule_id)
-            if rule is not None:
+            if rule is not None and not rule.schedule:  # scheduled: at its times only
                 decisions.extend(self._recheck(track, rule, at, ticked))
         return decisions
 
@@ -523,6 +524,13 @@ class Core:
         facts = self._facts(track.facts)
         if facts is not None and conditions_hold(rule, facts):
             return self._holds(rule, track.facts, facts, at, ticked)
+        return self._stopped(track, rule, facts, at)
+
+    def _stopped(
+        self, track: Track, rule: Rule, facts: Mapping[str, Fact] | None, at: datetime
+    ) -> list[Decision]:
+        """A tracked match whose condition no longer holds at `at`: forget it, keep it firing
+        (between the condition and `resolve_when`), or resolve its alerts."""
         if not track.firing:
             self.lifecycle.drop(track)  # pending, and no longer true: it never fires
             return []
@@ -541,7 +549,11 @@ class Core:
         return resolved + closed_records(rule, facts, at, self.ruleset.hash, reason)
 
     def _set_schedules(self, keep: Mapping[str, datetime] | None = None) -> None:
-        self._crons = {r.id: parse_cron(r.schedule) for r in self.ruleset.rules if r.schedule}
+        self._crons = {
+            r.id: parse_cron(r.schedule, r.timezone or None)
+            for r in self.ruleset.rules
+            if r.schedule
+        }
         self._next_run = {
             rule_id: at for rule_id, at in (keep or {}).items() if rule_id in self._crons
         }
@@ -567,15 +579,30 @@ class Core:
         return decisions
 
     def _evaluate_now(self, rule: Rule, now: datetime) -> list[Decision]:
-        """A scheduled rule against the current facts: every tuple of facts that satisfies it."""
+        """A scheduled rule against the current facts, through the lifecycle like any rule: a
+        tuple of facts that satisfies it fires (or repeats, without notifying again, if it held
+        at the last run too); a firing tuple that no longer does resolves by its `resolve_when`
+        (without one, its alert stays for a person to close)."""
         by_kind = {c.alias: [f for f in self.world if f.kind == c.kind] for c in rule.conditions}
         aliases = list(by_kind)
         decisions: list[Decision] = []
+        held: set[TrackKey] = set()
         combos = itertools.product(*(by_kind[a] for a in aliases))
+        looked = 0
         for combo in itertools.islice(combos, MAX_SCHEDULED_TUPLES):
+            looked += 1
             facts = dict(zip(aliases, combo, strict=True))
             if conditions_hold(rule, facts):
-                decisions.extend(decide(rule, facts, now, self.ruleset.hash, self._reorder_factor))
+                keys = {c.alias: facts[c.alias].key for c in rule.conditions}
+                held.add(Lifecycle.key(rule, keys))
+                decisions.extend(self._holds(rule, keys, facts, now))
+        if looked == MAX_SCHEDULED_TUPLES and next(combos, None) is not None:
+            # Not every tuple was looked at: one not seen may still hold, so none resolves.
+            log.warning("schedule_truncated", rule=rule.id, tuples=MAX_SCHEDULED_TUPLES)
+            return decisions
+        for track in self.lifecycle:
+            if track.rule_id == rule.id and track.key not in held:
+                decisions.extend(self._stopped(track, rule, self._facts(track.facts), now))
         log.info("schedule_ran", rule=rule.id, decisions=len(decisions))
         return decisions
 

@@ -21,7 +21,7 @@ from agent.rulebook import expr
 from agent.rulebook.fields import FactSchema
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule, RuleSet
 from agent.rulebook.template import Template, parse_template
-from agent.rulebook.timing import parse_cron, parse_duration
+from agent.rulebook.timing import parse_cron, parse_duration, zone_named
 from agent.rulebook.yamlsrc import (
     MAX_RULE_FILE_BYTES,
     LineList,
@@ -43,6 +43,7 @@ RULE_KEYS: Final = frozenset(
         "resolve_when",
         "repeat",
         "schedule",
+        "timezone",
     }
 )
 RULE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -321,7 +322,7 @@ def _parse_rule(
         return None
     if resolve is False or resolve is True:
         return None
-    for_s, repeat_s, schedule = timing
+    for_s, repeat_s, schedule, timezone = timing
     rule = Rule(
         rule_id,
         str(description),
@@ -337,6 +338,7 @@ def _parse_rule(
         resolve_text=resolve[1] if resolve else "",
         repeat_s=repeat_s,
         schedule=schedule,
+        timezone=timezone,
         fingerprint=_fingerprint(entry),
     )
     return rule, enabled is True
@@ -349,8 +351,9 @@ def _fingerprint(entry: LineMap) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | None, str] | None:
-    """`for`, `repeat` and `schedule`: (for seconds, repeat seconds or None, cron text)."""
+def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | None, str, str] | None:
+    """`for`, `repeat`, `schedule` and its `timezone`: (for seconds, repeat seconds or None, cron
+    text, IANA zone name or "")."""
     ok = True
     values: dict[str, float | None] = {"for": 0.0, "repeat": None}
     for name in ("for", "repeat"):
@@ -364,7 +367,21 @@ def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | Non
     if values["repeat"] == 0:
         ctx.problem(entry.lines["repeat"], "repeat: must be longer than 0s")
         ok = False
-    schedule = ""
+    schedule, timezone = "", ""
+    if "timezone" in entry:
+        if "schedule" not in entry:
+            ctx.problem(
+                entry.lines["timezone"],
+                "`timezone` applies to a `schedule` only",
+                "add a schedule, or drop the timezone (shift times take the calendar's timezone)",
+            )
+            ok = False
+        else:
+            try:
+                timezone = zone_named(entry["timezone"]).key
+            except ValueError as exc:
+                ctx.problem(entry.lines["timezone"], str(exc), "an IANA name, e.g. Europe/Berlin")
+                ok = False
     if "schedule" in entry:
         try:
             schedule = parse_cron(entry["schedule"]).text
@@ -380,7 +397,7 @@ def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | Non
             ok = False
     if not ok:
         return None
-    return values["for"] or 0.0, values["repeat"], schedule
+    return values["for"] or 0.0, values["repeat"], schedule, timezone
 
 
 def _parse_resolve_when(
