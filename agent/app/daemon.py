@@ -486,8 +486,6 @@ class Daemon:
         while True:
             try:
                 result = call()
-            except TransitionError:
-                raise  # an illegal change: the database is fine, retrying cannot help
             except StoreError as exc:
                 log.error("store_failed", doing=doing, error=str(exc), retry_in_s=delay, **context)
                 if not self._store_down:
