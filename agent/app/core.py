@@ -44,6 +44,7 @@ from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
 from agent.rulebook.timing import Cron, parse_cron
+from agent.world.machine import arrived_at, plant_now
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
 from agent.world.stock import StockPolicy
@@ -334,8 +335,11 @@ class Core:
         decisions.extend(self._rejudge(steps, now, "tick_fact_failed"))
         for track in self.lifecycle.pending():
             rule = self._rules.get(track.rule_id)
-            if rule is not None and track.due(rule, now):
-                decisions.extend(self._recheck(track, rule, now, ticked=True))
+            if rule is None:
+                continue
+            at = self._plant_now(track, now)  # a `for` runs on its readings' time line
+            if track.due(rule, at):
+                decisions.extend(self._recheck(track, rule, at, ticked=True))
         decisions.extend(self._run_schedules(now))
         self._book_reorders(decisions)
         return decisions
@@ -351,8 +355,14 @@ class Core:
                 log.warning(failed, fact=step.key, error=str(answer))
                 continue
             assert step.fact is not None
-            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
+            at = plant_now(step.fact, now)
+            decisions.extend(self._after_update(step.fact, answer, at, ticked=True))
         return decisions
+
+    def _plant_now(self, track: Track, now: datetime) -> datetime:
+        """`now` on the time line of a match's facts: the earliest of theirs (see `plant_now`)."""
+        facts = [self.world.get(key) for key in track.facts.values()]
+        return min((plant_now(fact, now) for fact in facts if fact is not None), default=now)
 
     def _reads_change(self, old: Fact, new: Fact) -> bool:
         before, after = old.fields, new.fields
@@ -530,7 +540,13 @@ class Core:
         self, track: Track, rule: Rule, facts: Mapping[str, Fact] | None, at: datetime
     ) -> list[Decision]:
         """A tracked match whose condition no longer holds at `at`: forget it, keep it firing
-        (between the condition and `resolve_when`), or resolve its alerts."""
+        (between the condition and `resolve_when`), or resolve its alerts.
+
+        Readings dated before the match began (a gateway's backfill ending a `sensor-stale`
+        alert raised while nothing arrived) resolve it when they arrived: an episode cannot end
+        before it began, and it lasted until the data came."""
+        if facts is not None and at < track.since:
+            at = max(track.since, max(arrived_at(fact) for fact in facts.values()))
         if not track.firing:
             self.lifecycle.drop(track)  # pending, and no longer true: it never fires
             return []
