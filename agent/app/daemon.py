@@ -130,6 +130,7 @@ class Daemon:
         self._stop = threading.Event()
         self._store_down = False
         self._acked = 0  # messages acknowledged since start
+        self._out_of_order = 0  # the world's count of out-of-order readings, as last exported
         self._overdue: threading.Timer | None = None  # armed by stop()
         self._generation = 1
         # The first problem of the last master-data change refused ("" when the files load).
@@ -366,6 +367,10 @@ class Daemon:
         )
         if outcome.rejected:
             metrics.dead_letter(len(outcome.rejected))
+        late = self.pipeline.core.world.out_of_order
+        if late > self._out_of_order:
+            metrics.out_of_order.inc(late - self._out_of_order)
+            self._out_of_order = late
         for change in changes:
             kind = "alert" if change.table == "alert" else str(change.row.get("kind", "action"))
             metrics.decision(kind, change.created)
