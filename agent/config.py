@@ -215,6 +215,9 @@ class RouteSettings(_Section):
     timezone: Text = "UTC"
     group_window_s: Annotated[Number, Field(ge=0)] = 0.0
     digest_cron: str | None = None
+    # Episodes that began and ended in late data (a gateway's backfill): one summary message
+    # per batch ("digest") or a firing and a resolved message each, as live ("page").
+    late_episodes: Literal["digest", "page"] = "digest"
 
     @field_validator("quiet_hours")
     @classmethod
@@ -258,6 +261,11 @@ class NotifySettings(_Section):
     max_attempts: Annotated[Int, Field(ge=1)] = 12
     poll_s: Annotated[Number, Field(gt=0)] = 1.0
     claim_s: Annotated[Number, Field(gt=0)] = 120.0
+    # An alert is late when it fired (or resolved) this long before it was stored: its data
+    # arrived late. A late firing waits `late_hold_s` so that, when the same backfill resolves
+    # it, nobody is paged for what is over (see routes' `late_episodes`).
+    late_after_s: Annotated[Number, Field(ge=0)] = 300.0
+    late_hold_s: Annotated[Number, Field(ge=0)] = 30.0
 
     @model_validator(mode="after")
     def _routes_name_channels(self) -> NotifySettings:
