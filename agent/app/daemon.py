@@ -108,6 +108,8 @@ class Daemon:
             subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             session_expiry_s=mqtt.session_expiry_s,
             queue_size=mqtt.queue_size,
+            # a session taken over by another agent with this client id: an alarm on MQTT
+            alarm=functools.partial(raise_alarm, self._publish, self.alarm_topic),
         )
         # What the agent publishes (outbox, alarms) goes over a connection of its own: on the
         # subscriber's, a PUBACK waits behind every message of a backlog the broker is sending,
