@@ -10,6 +10,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -19,6 +21,7 @@ from structlog.testing import capture_logs
 
 from agent.adapters.alarm import alarm_topic, raise_alarm
 from agent.adapters.mqtt import MqttSource
+from tests.support.agent_process import AgentProcess, write_config
 from tests.support.mosquitto import Mosquitto
 
 DEADLINE_S = 20.0
@@ -37,6 +40,10 @@ def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE_S) -> bo
 
 @pytest.fixture
 def alarms_seen(broker: Mosquitto) -> Iterator[queue.Queue[dict[str, Any]]]:
+    yield from _alarms_seen(broker, ALARMS)
+
+
+def _alarms_seen(broker: Mosquitto, topic: str) -> Iterator[queue.Queue[dict[str, Any]]]:
     """Every message on the agent's alarm topic, as an operator's dashboard would get it."""
     seen: queue.Queue[dict[str, Any]] = queue.Queue()
     subscribed = threading.Event()
@@ -45,7 +52,7 @@ def alarms_seen(broker: Mosquitto) -> Iterator[queue.Queue[dict[str, Any]]]:
         client_id="operator",
         protocol=MQTTProtocolVersion.MQTTv5,
     )
-    client.on_connect = lambda c, *_: c.subscribe(ALARMS, qos=1)
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
     client.on_subscribe = lambda *_: subscribed.set()
     client.on_message = lambda _c, _u, message: seen.put(json.loads(message.payload))
     client.connect(broker.host, broker.port)
@@ -54,6 +61,22 @@ def alarms_seen(broker: Mosquitto) -> Iterator[queue.Queue[dict[str, Any]]]:
     yield seen
     client.disconnect()
     client.loop_stop()
+
+
+@contextmanager
+def plain_publisher(broker: Mosquitto) -> Iterator[paho.Client]:
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="end-of-test",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()  # after the queued QoS 1 publish is written
+        client.loop_stop()
 
 
 def source(broker: Mosquitto, client_id: str, **options: Any) -> MqttSource:
@@ -116,3 +139,55 @@ def test_two_agents_with_one_client_id_raise_one_alarm_not_one_per_take_over(
     assert {(e["log_level"], e["client_id"], e["alarm"]) for e in warnings} == {
         ("warning", "line-3", True)
     }
+
+
+def test_two_agent_processes_with_one_client_id_each_raise_one_alarm(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The daemon's wiring: each agent warns once and publishes one alarm on its alarm topic;
+    its publishing connection (`{client_id}-out`), taken over as well, adds no second one."""
+    agents = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        config = write_config(
+            directory,
+            port=broker.port,
+            database_url=f"sqlite:///{directory}/agent.db",
+            client_id="plant-agent",
+        )
+        agents.append(AgentProcess(config, directory))
+    alarms = _alarms_seen(broker, "factory/+/agent/alerts")
+    seen = next(alarms)
+    try:
+        for agent in agents:
+            agent.start()
+        for agent in agents:
+            agent.wait_for("mqtt_session_taken_over", timeout=DEADLINE_S)
+        for agent in agents:  # the fight goes on ...
+            agent.wait_for("mqtt_disconnected", timeout=DEADLINE_S, count=TAKE_OVERS)
+        received: list[dict[str, Any]] = []
+        while len(received) < 2:
+            received.append(seen.get(timeout=DEADLINE_S))
+        codes = [agent.stop() for agent in agents]
+        # Whatever the agents published reached the broker before they stopped: a message sent
+        # now comes after it.
+        with plain_publisher(broker) as publisher:
+            publisher.publish("factory/s1/agent/alerts", b'{"event": "end-of-test"}', qos=1)
+        while received[-1]["event"] != "end-of-test":
+            received.append(seen.get(timeout=DEADLINE_S))
+    finally:
+        for agent in agents:
+            agent.kill()
+        next(alarms, None)
+    assert codes == [0, 0]
+    for agent in agents:  # ... and each agent said it once
+        (warning,) = [
+            e
+            for e in agent.events
+            if e.get("event") == "mqtt_session_taken_over" and e.get("level") == "warning"
+        ]
+        assert warning["client_id"] == "plant-agent" and warning["alarm"] is True
+        assert "give each its own [mqtt] client_id" in warning["hint"]
+    assert [e["event"] for e in received] == ["mqtt_session_taken_over"] * 2 + ["end-of-test"]
+    assert {e["client_id"] for e in received[:2]} == {"plant-agent"}
