@@ -624,6 +624,8 @@ def _field_hint(
     alias = m.group(1) or own
     if alias not in kinds:
         close = difflib.get_close_matches(str(alias), list(kinds), n=1, cutoff=0.5)
+        if not close and len(kinds) == 1:  # `m.machine` in a rule whose only alias is `machine`
+            close = list(kinds)
         known = ", ".join(kinds) or "none"
         if close:
             return f"{alias!r} is not an alias of this rule: did you mean {close[0]!r}?"

@@ -4,12 +4,17 @@ are asserted exactly where they matter, and the problem count is 1."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from agent.errors import RuleError, RuleProblem
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import parse_rule_sources
+from agent.world.masterdata import load_masterdata
 
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = build_schema(machine_fields={"max_temp_c": "number"})
 
 STOCK = """\
@@ -340,3 +345,16 @@ def test_a_broken_condition_is_one_problem_though_resolve_when_and_key_use_its_a
 def test_a_rule_without_id_says_so() -> None:
     problem = the_problem(STOCK.replace("  - id: reorder-point\n    when", "  - when"))
     assert (problem.line, problem.reason) == (2, "a rule needs an `id`")
+
+
+def test_the_errors_example_of_the_docs_is_what_rules_check_prints() -> None:
+    doc = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    section = doc.split("## Errors\n", 1)[1].split("\n## ", 1)[0]
+    (broken,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    (printed,) = re.findall(r"```text\n(.*?)```", section, re.S)
+    master = load_masterdata(ROOT / "config/items.yaml", ROOT / "config/machines.yaml")
+    schema = build_schema(master.item_fields(), master.machine_fields())
+    with pytest.raises(RuleError) as info:
+        parse_rule_sources([("rules/broken.yaml", broken)], schema)
+    found = [str(p) for p in info.value.problems]
+    assert [*found, f"{len(found)} problem(s) found"] == printed.splitlines()
