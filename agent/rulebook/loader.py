@@ -114,6 +114,8 @@ PARAM_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+# Rule keys that, indented under `when`, read as an alias (`key` could be a real alias).
+_MISPLACED_KEYS: Final = RULE_KEYS - {"id", "description", "key"}
 _UNKNOWN_FIELD: Final = re.compile(r"unknown field '(?:(\w+)\.)?(\w+)'")
 
 
@@ -124,10 +126,11 @@ class _FileContext:
     problems: list[RuleProblem] = field(default_factory=list)
     # What went wrong earlier in the current rule, so that its consequences are not reported as
     # problems of their own (one problem per root cause):
-    misspelt: set[str] = field(default_factory=set)  # rule keys reported as misspelt
+    misspelt: set[str] = field(default_factory=set)  # rule keys reported misspelt or misplaced
     when_failed: bool = False  # `when` as a whole is missing or malformed: no alias is known
     broken_aliases: set[str] = field(default_factory=set)  # aliases whose condition is wrong
     unknown_aliases: set[str] = field(default_factory=set)  # undeclared aliases reported
+    entry_keys: frozenset[str] = frozenset()  # the keys the current rule has
 
     def problem(self, line: int, reason: str, hint: str = "") -> None:
         self.problems.append(RuleProblem(self.file, line, self.rule_id, reason, hint))
@@ -299,6 +302,7 @@ def _parse_rule(
         )
         return None
     ctx.start_rule(rule_id)
+    ctx.entry_keys = frozenset(str(k) for k in entry)
     for key in entry:
         if key not in RULE_KEYS:
             close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
@@ -507,6 +511,15 @@ def _parse_conditions(
         if not isinstance(alias, str) or not ALIAS.fullmatch(alias) or alias in expr.KEYWORDS:
             ctx.problem(cond_line, f"invalid alias {alias!r}", "an alias is a short name: m, stock")
             ctx.broken_aliases.add(str(alias))
+            continue
+        if alias in _MISPLACED_KEYS and alias not in ctx.entry_keys:
+            ctx.problem(
+                cond_line,
+                f"`{alias}` is indented as a part of `when`",
+                f"`{alias}` is a key of the rule: line it up with `when`",
+            )
+            ctx.misspelt.add(alias)  # not "missing" as well
+            ctx.broken_aliases.add(alias)
             continue
         if not isinstance(text, str):
             ctx.problem(
@@ -729,18 +742,20 @@ def _parse_then(
     then_line = entry.lines.get("then", line)
     if not isinstance(then, LineList) or not then:
         if not ("then" not in entry and "then" in ctx.misspelt):  # else reported as misspelt
-            ctx.problem(
-                then_line, "`then` must be a list of actions", f"actions: {', '.join(ACTIONS)}"
-            )
+            hint = f"actions: {', '.join(ACTIONS)}"
+            if isinstance(then, LineMap):
+                hint = "write each action as a list item: `- alert: {message: ...}`"
+            ctx.problem(then_line, "`then` must be a list of actions", hint)
         return None
     actions: list[ActionSpec] = []
     for item_line, item in zip(then.lines, then, strict=True):
         if not isinstance(item, LineMap) or len(item) != 1:
-            ctx.problem(
-                item_line,
-                "each action is one `kind: {parameters}` entry",
-                f"actions: {', '.join(ACTIONS)}",
-            )
+            reason, hint = "each action is one `kind: {parameters}` entry", ""
+            first = next(iter(item), None) if isinstance(item, LineMap) else None
+            if first in ACTIONS and item[first] is None:
+                reason = f"{first}: its parameters are not indented under it"
+                hint = f"indent them further than `{first}:`"
+            ctx.problem(item_line, reason, hint or f"actions: {', '.join(ACTIONS)}")
             continue
         ((kind, params),) = item.items()
         if kind not in ACTIONS:

@@ -358,3 +358,50 @@ def test_the_errors_example_of_the_docs_is_what_rules_check_prints() -> None:
         parse_rule_sources([("rules/broken.yaml", broken)], schema)
     found = [str(p) for p in info.value.problems]
     assert [*found, f"{len(found)} problem(s) found"] == printed.splitlines()
+
+
+# -- indentation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason", "hint"),
+    [
+        (
+            HOT.replace(
+                "    then:\n      - work_order", "      then:\n        - work_order"
+            ).replace('      - alert: {message: "{m.machine} hot at {m.temp_c:.1f}"}\n', ""),
+            5,
+            "`then` is indented as a part of `when`",
+            "`then` is a key of the rule: line it up with `when`",
+        ),
+        (
+            HOT.replace("    then:", "      resolve_when: m.temp_c < 50\n    then:"),
+            5,
+            "`resolve_when` is indented as a part of `when`",
+            "`resolve_when` is a key of the rule: line it up with `when`",
+        ),
+        (
+            HOT.replace(
+                '      - work_order: {task: "cool {m.machine}", priority: high}',
+                '      - work_order:\n        task: "cool {m.machine}"',
+            ),
+            6,
+            "work_order: its parameters are not indented under it",
+            "indent them further than `work_order:`",
+        ),
+        (
+            HOT.replace("      - work_order:", "      work_order:").replace(
+                "      - alert:", "      alert:"
+            ),
+            5,
+            "`then` must be a list of actions",
+            "write each action as a list item: `- alert: {message: ...}`",
+        ),
+    ],
+    ids=["then-under-when", "resolve-when-under-when", "parameters", "then-mapping"],
+)
+def test_a_misindented_key_is_one_problem_saying_where_it_belongs(
+    text: str, line: int, reason: str, hint: str
+) -> None:
+    problem = the_problem(text)
+    assert (problem.line, problem.reason, problem.hint) == (line, reason, hint)
