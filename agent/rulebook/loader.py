@@ -643,7 +643,11 @@ def _field_hint(
         if close:
             return f"{alias!r} is not an alias of this rule: did you mean {close[0]!r}?"
         return f"{alias!r} is not an alias of this rule; aliases: {known}"
-    return _suggest(m.group(2), schema.names(kinds[alias or ""]), f"{kinds[alias or '']} fields")
+    kind = kinds[alias or ""]
+    if m.group(1) is None and not difflib.get_close_matches(m.group(2), schema.names(kind), n=1):
+        word = m.group(2)  # `state == down`: text without quotes, most likely
+        return f'{word!r} is no {kind} field: if it is text, write it in quotes: "{word}"'
+    return _suggest(m.group(2), schema.names(kind), f"{kind} fields")
 
 
 def choice_hint(value: Any, choices: Iterable[Any]) -> str:
@@ -670,6 +674,15 @@ _SYNTAX_HINTS: Final = (
     ("'!' is not an operator", "write `not`, or `!=` for 'not equal'"),
     ("'=' is not an operator", "compare with `==`"),
     ("expected a value, found the end", "the expression stops after an operator: complete it"),
+    (
+        "unexpected character",
+        "expressions use letters, digits, quotes and the operators == != < <= > >= + - * /",
+    ),
+    (
+        "unexpected '",
+        "an operator (and, or, ==, +, ...) is missing before it; numbers are written without "
+        "units or separators: 1000, not 1,000 pcs",
+    ),
 )
 _UNKNOWN_FUNCTION: Final = re.compile(r"unknown function '(\w+)'")
 
@@ -1029,7 +1042,9 @@ def _check_fields(
             if ctx.reported_alias(alias, kinds):
                 ok = False  # this misspelt alias is reported at its first use
                 continue
-            hint = _field_hint(ExpressionError(f"unknown field {str(ref)!r}"), schema, kinds, only)
+            # named with its alias: in a template, a bare name is a field, never quoted text
+            named = f"{alias}.{ref.name}" if alias is not None else ref.name
+            hint = _field_hint(ExpressionError(f"unknown field {named!r}"), schema, kinds, only)
             if ref.alias is None and only is None:
                 hint = f"this rule has several aliases: write alias.field ({', '.join(kinds)})"
             ctx.problem(line, f"{what}: unknown field {str(ref)!r}", hint)

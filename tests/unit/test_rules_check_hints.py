@@ -405,3 +405,26 @@ def test_a_misindented_key_is_one_problem_saying_where_it_belongs(
 ) -> None:
     problem = the_problem(text)
     assert (problem.line, problem.reason, problem.hint) == (line, reason, hint)
+
+
+# -- text without quotes, numbers with units ---------------------------------------------------
+
+
+def test_unquoted_text_is_suggested_quotes_not_a_list_of_fields() -> None:
+    problem = the_problem(HOT.replace(CONDITION, "state == down"))
+    assert (problem.line, problem.reason) == (4, "condition 'm': column 32: unknown field 'down'")
+    assert problem.hint == "'down' is no machine field: if it is text, write it in quotes: \"down\""
+
+
+def test_an_unknown_bare_name_in_a_template_is_a_field_not_text() -> None:
+    problem = the_problem(HOT.replace("{m.temp_c:.1f}", "{zzz}"))
+    assert problem.reason == "alert: message: unknown field 'zzz'"
+    assert problem.hint.startswith("machine fields: avg_window_min, ")
+
+
+def test_a_number_with_a_unit_says_numbers_are_written_bare() -> None:
+    problem = the_problem(STOCK.replace(QUANTITY, "10 pcs"))
+    assert (problem.line, problem.reason) == (7, "reorder: quantity: column 4: unexpected 'pcs'")
+    assert problem.hint.endswith(
+        "numbers are written without units or separators: 1000, not 1,000 pcs"
+    )
