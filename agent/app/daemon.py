@@ -108,13 +108,18 @@ class Daemon:
             subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             session_expiry_s=mqtt.session_expiry_s,
             queue_size=mqtt.queue_size,
+            # a session taken over by another agent with this client id: an alarm on MQTT
+            alarm=functools.partial(raise_alarm, self._publish, self.alarm_topic),
         )
         # What the agent publishes (outbox, alarms) goes over a connection of its own: on the
         # subscriber's, a PUBACK waits behind every message of a backlog the broker is sending,
         # and behind a full ingest queue, so alerts stalled exactly when the plant was busiest.
         # Its session is not kept: the outbox retries what was not acknowledged.
         self.outgoing = connection(
-            client_id=f"{mqtt.client_id}-out", subscriptions=[], session_expiry_s=0
+            client_id=f"{mqtt.client_id}-out",
+            subscriptions=[],
+            session_expiry_s=0,
+            alarm=_outgoing_taken_over,
         )
         self.outbox = Outbox(
             settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
@@ -518,6 +523,13 @@ class Daemon:
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+def _outgoing_taken_over(event: str, reason: str, **context: Any) -> None:
+    """The publishing connection (`{client_id}-out`) is taken over along with the subscriber's:
+    the subscriber's alarm is the one raised; this is its consequence, logged at debug level."""
+    context.pop("level", None)
+    log.debug(event, reason=reason, connection="outgoing", **context)
 
 
 def tls_options(mqtt: MqttSettings) -> TlsOptions | None:
