@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.store.repository import Store
+from tests.integration.test_cli import cli
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import Publisher, poll
 from tests.support.mosquitto import Mosquitto
@@ -83,7 +84,7 @@ def test_a_two_hour_backfill_is_not_silence_and_keeps_its_episodes_in_plant_time
         publisher.close()
         agent.stop()
     alerts = store.alerts()
-    assert [a for a in alerts if a["rule_id"] == "sensor-stale"] == []  # old code: one per tick
+    assert [a for a in alerts if a.get("rule") == "sensor-stale"] == []  # old code: one per tick
     (episode,) = hot_alerts
     assert [a["rule_id"] for a in alerts].count("overheating") == 1
     assert episode["subject"] == "cnc-02"
@@ -95,3 +96,30 @@ def test_a_two_hour_backfill_is_not_silence_and_keeps_its_episodes_in_plant_time
     facts = {f.subject: f.fields for f in store.facts()}
     assert facts["press-01"]["run_hours"] == pytest.approx(2.0, abs=0.02)
     assert facts["press-01"]["stale"] is False
+
+
+def test_replay_of_the_recorded_backfill_decides_the_same(tmp_path: Path) -> None:
+    """The recording keeps each message's arrival (`ts` of the line) and its reading's `ts`
+    (in the payload): `replay` sees the same lag as the daemon did, so the same episodes."""
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    arrive = start + READINGS * STEP + timedelta(minutes=5)
+    lines = []
+    for i in range(READINGS):
+        ts = (start + i * STEP).isoformat()
+        arrived = (arrive + i * timedelta(milliseconds=25)).isoformat()
+        normal = {"state": "running", "temp_c": 60.0, "vibration_mm_s": 2.0, "ts": ts}
+        hot = {**normal, "temp_c": 85.0 if i in HOT else 60.0}
+        lines.append({"ts": arrived, "topic": topic("press-01"), "payload": normal})
+        lines.append({"ts": arrived, "topic": topic("cnc-02"), "payload": hot})
+    path = tmp_path / "backfill.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = cli("replay", str(path), "--json", "--all")
+    assert result.returncode == 0, result.stderr
+    alerts = [d for d in map(json.loads, result.stdout.splitlines()) if d["type"] == "alert"]
+    assert [a for a in alerts if a.get("rule") == "sensor-stale"] == []
+    hot = [a for a in alerts if a.get("rule") == "overheating"]
+    assert {a["id"] for a in hot} and len({a["id"] for a in hot}) == 1
+    last = hot[-1]
+    assert last["status"] == "resolved"
+    first_seen = datetime.fromisoformat(last["at"])
+    assert start + HOT.start * STEP + timedelta(minutes=5) <= first_seen <= start + HOT.stop * STEP
