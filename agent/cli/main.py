@@ -18,11 +18,12 @@ import structlog
 
 from agent import __version__
 from agent.app.policy import load_policy
+from agent.cli.database import open_for_reading
+from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
-from agent.decisions.report import line, open_spend, record, spend_lines
+from agent.decisions.report import line, record
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
-from agent.model import ACTION_STATUSES, ALERT_STATUSES
 from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
@@ -102,19 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
     add_simulate_arguments(simulate)
 
-    for table in ("actions", "alerts"):
-        listing = command(table, f"list {table} from the database")
-        statuses = ACTION_STATUSES if table == "actions" else ALERT_STATUSES
-        listing.add_argument(
-            "--status", choices=statuses, help=f"only this status: {', '.join(statuses)}"
-        )
-        listing.add_argument("--json", action="store_true", help="one JSON object per line")
-        if table == "actions":
-            listing.add_argument(
-                "--summary",
-                action="store_true",
-                help="open reorders' value still to come, by supplier",
-            )
+    for table in ("action", "alert"):
+        listing = command(f"{table}s", f"list open {table}s (--all: every status)")
+        add_listing_arguments(listing, table)
 
     machines = command(
         "machines", "MTBF, MTTR, downtime and its cost per machine, from the database"
@@ -379,30 +370,17 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.store.repository import Store, json_friendly
+    from agent.cli.listing import run_listing
+    from agent.store.repository import json_friendly
 
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
-    try:
-        table = "action" if args.command == "actions" else "alert"
-        rows: list[dict[str, Any]] = (
-            store.actions(args.status) if table == "action" else store.alerts(args.status)
-        )
-    finally:
-        store.close()
-    if getattr(args, "summary", False):
-        summary = open_spend([json_friendly(row) for row in rows])
-        if args.json:
-            for entry in summary:
-                print(json.dumps(entry))
-        else:
-            print("\n".join(spend_lines(summary)))
-        return EXIT_OK
-    for row in rows:
-        rec = record(table, json_friendly(row))
-        print(json.dumps(rec, default=str) if args.json else line(rec))
-    if not rows and not args.json:
-        print(f"no {args.command}" + (f" with status {args.status}" if args.status else ""))
-    return EXIT_OK
+    table = "action" if args.command == "actions" else "alert"
+
+    def read() -> list[dict[str, Any]]:
+        with open_for_reading(settings) as store:
+            rows = store.actions() if table == "action" else store.alerts()
+        return [json_friendly(row) for row in rows]
+
+    return run_listing(table, args.command, read, args)
 
 
 def _machines(args: argparse.Namespace, settings: Settings) -> int:
