@@ -11,12 +11,13 @@ import sys
 from typing import Any, Literal
 
 from agent.app.policy import load_policy
+from agent.cli.database import open_for_reading
 from agent.config import Settings
 from agent.decisions.report import line, record
 from agent.errors import AgentError, RuleError
 from agent.rulebook import expr
 from agent.rulebook.rules import Rule
-from agent.store.repository import Store, json_friendly
+from agent.store.repository import json_friendly
 
 
 def parse_id(text: str) -> tuple[Literal["action", "alert"], int]:
@@ -28,7 +29,7 @@ def parse_id(text: str) -> tuple[Literal["action", "alert"], int]:
 
 def explain(text: str, settings: Settings, as_json: bool = False) -> int:
     table, id = parse_id(text)
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_reading(settings)
     try:
         row = store.find(table, id)
         loads = [r for r in store.rule_sets() if row and r["hash"] == row["rule_set_hash"]]

@@ -18,7 +18,12 @@ import structlog
 
 from agent import __version__
 from agent.app.policy import load_policy
-from agent.cli.database import open_for_reading
+from agent.cli.database import (
+    DatabaseUnavailable,
+    open_for_reading,
+    open_for_writing,
+    unavailable,
+)
 from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
 from agent.decisions.report import line, record
@@ -177,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machines": _machines,
         }[args.command]
         return handler(args, settings)
+    except DatabaseUnavailable as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED if args.command == "run" else EXIT_INVALID
     except RuleError as exc:
         _print_problems(exc)
         return EXIT_FAILED
@@ -192,7 +200,7 @@ def _change(args: argparse.Namespace, settings: Settings) -> int:
     from agent.app.clock import SystemClock
     from agent.errors import TransitionError
     from agent.notify.outbox import Outbox
-    from agent.store.repository import Store, json_friendly
+    from agent.store.repository import json_friendly
 
     try:
         target, id = _target(args.target)
@@ -202,7 +210,7 @@ def _change(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INVALID
     clock = SystemClock()
     outbox = Outbox(settings.notify, settings.mqtt.topic_prefix, clock)
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_writing(settings, must_exist=True)
     try:
         hook = outbox.on_changes if outbox.active else None
         row = commands.apply(store, cmd, clock.now(), hook)
@@ -241,7 +249,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from agent.adapters.signals import SignalThread
     from agent.app.daemon import Daemon
     from agent.http.observability import start_http
-    from agent.store.repository import Store
 
     log = structlog.get_logger("agent.cli.main")
     try:
@@ -251,7 +258,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             log.error("rule_problem", problem=str(problem))
         _print_problems(exc)
         return EXIT_FAILED
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_writing(settings)
     daemon = Daemon(settings, policy, store)
     # Not on the ingest (main) thread: SIGTERM is honoured even while it sits in a C call.
     signals = SignalThread(daemon.stop, lambda: daemon.request_reload("SIGHUP"))
@@ -318,7 +325,6 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from agent.app.replay import replay_with
-    from agent.store.repository import Store
 
     policy = load_policy(settings, [args.rules] if args.rules else None)
     if args.against is not None:
@@ -326,7 +332,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
         old = load_policy(settings, [args.against])
         return backtest(args.file, policy, old, settings, as_json=args.json)
-    store = Store.open(args.db)
+    store = open_for_writing(settings, args.db)
     try:
         result = replay_with(args.file, policy, store, settings)
     finally:
@@ -348,14 +354,19 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.errors import StoreError
     from agent.store.db import open_engine
     from agent.store.migrate import upgrade
 
-    engine = open_engine(settings.database.url, settings.database.sqlite_synchronous)
+    url = settings.database.url
     try:
-        before, after = upgrade(engine)
-    finally:
-        engine.dispose()
+        engine = open_engine(url, settings.database.sqlite_synchronous)
+        try:
+            before, after = upgrade(engine)
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        raise unavailable(url, exc) from exc
     if before == after:
         print(f"schema is up to date (revision {after})")
     else:
@@ -388,13 +399,12 @@ def _machines(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from agent.decisions.reliability import figure_lines, machine_figures, period_of
-    from agent.store.repository import Store
     from agent.world.masterdata import load_masterdata
 
     masterdata = load_masterdata(
         Path(settings.masterdata.items), Path(settings.masterdata.machines)
     )
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_reading(settings)
     try:
         actions, alerts = store.actions(), store.alerts()
     finally:
