@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -117,9 +117,10 @@ def full_record(table: str, row: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-# Columns: header, the row's cells' key, right-aligned, the most characters it takes (None:
-# the flexible column, which gets what the others leave of the width).
-_COLUMNS: dict[str, tuple[tuple[str, bool, int | None], ...]] = {
+# A column: its header, right-aligned or not, the most characters it takes (None: the flexible
+# column, which gets what the others leave of the width).
+Column = tuple[str, bool, int | None]
+_COLUMNS: dict[str, tuple[Column, ...]] = {
     "alert": (
         ("ID", True, 8),
         ("AGE", True, 5),
@@ -173,12 +174,14 @@ def render_table(
 ) -> Table:
     """Alerts or actions as a table: headers, aligned, at most `width` characters a line, long
     text cut with an ellipsis (the flexible column, message or details, takes what is left)."""
-    columns = _COLUMNS[table]
-    body = [cells(table, row, now) for row in rows]
+    return fitted(_COLUMNS[table], [cells(table, row, now) for row in rows], width)
+
+
+def fitted(columns: Sequence[Column], body: Sequence[tuple[str, ...]], width: int = WIDTH) -> Table:
+    """A table of `body` that fits `width`: each column as wide as its widest cell up to its
+    cap, the one flexible column takes what the others leave, cut cells end with an ellipsis."""
     widths = [
-        min(cap, max(len(header), *(len(cell[i]) for cell in body)))
-        if cap is not None
-        else max(len(header), *(len(cell[i]) for cell in body))
+        min(cap or width, max(len(header), *(len(cell[i]) for cell in body)))
         for i, (header, _right, cap) in enumerate(columns)
     ]
     flexible = next(i for i, (_h, _r, cap) in enumerate(columns) if cap is None)

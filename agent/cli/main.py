@@ -24,6 +24,8 @@ from agent.cli.database import (
     open_for_writing,
     unavailable,
 )
+from agent.cli.deadletters import BrokerUnavailable
+from agent.cli.deadletters import add_arguments as add_dead_letter_arguments
 from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
 from agent.decisions.report import line, record
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         listing = command(f"{table}s", f"list open {table}s (--all: every status)")
         add_listing_arguments(listing, table)
 
+    add_dead_letter_arguments(commands)
+
     machines = command(
         "machines", "MTBF, MTTR, downtime and its cost per machine, from the database"
     )
@@ -180,9 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _db_upgrade,
             "simulate": _simulate,
             "machines": _machines,
+            "dead-letters": _dead_letters,
         }[args.command]
         return handler(args, settings)
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, BrokerUnavailable) as exc:
         print(f"factory-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED if args.command == "run" else EXIT_INVALID
     except RuleError as exc:
@@ -392,6 +397,12 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         return [json_friendly(row) for row in rows]
 
     return run_listing(table, args.command, read, args)
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.cli.deadletters import run
+
+    return run(args, settings)
 
 
 def _machines(args: argparse.Namespace, settings: Settings) -> int:
