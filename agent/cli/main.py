@@ -18,6 +18,8 @@ import structlog
 
 from agent import __version__
 from agent.app.policy import load_policy
+from agent.cli.completion import add_arguments as add_completion_arguments
+from agent.cli.completion import answer_if_asked
 from agent.cli.database import (
     DatabaseUnavailable,
     open_for_reading,
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_listing_arguments(listing, table)
 
     add_dead_letter_arguments(commands)
+    add_completion_arguments(commands)
 
     machines = command(
         "machines", "MTBF, MTTR, downtime and its cost per machine, from the database"
@@ -162,7 +165,14 @@ def _user() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    answer_if_asked(parser)
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        from agent.cli.completion import script
+
+        print(script(args.shell), end="")
+        return EXIT_OK
     try:
         settings = load_settings(args.config)
     except AgentError as exc:
@@ -337,9 +347,26 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
         old = load_policy(settings, [args.against])
         return backtest(args.file, policy, old, settings, as_json=args.json)
+    from agent.cli.progress import REPLAY_BAR_BYTES, bar
+
+    try:
+        size = args.file.stat().st_size
+    except OSError:
+        size = 0  # replay names the problem
     store = open_for_writing(settings, args.db)
     try:
-        result = replay_with(args.file, policy, store, settings)
+        with bar(f"replay {args.file.name}", size if size > REPLAY_BAR_BYTES else None) as show:
+            if show is None or size <= REPLAY_BAR_BYTES:
+                result = replay_with(args.file, policy, store, settings)
+            else:
+                read = 0
+
+                def advance(chars: int) -> None:
+                    nonlocal read
+                    read += chars
+                    show(read)
+
+                result = replay_with(args.file, policy, store, settings, advance)
     finally:
         store.close()
     for change in result.changes:
@@ -380,9 +407,21 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from agent.cli.progress import bar
     from agent.simulator.run import simulate
 
-    return simulate(args, settings)
+    total = args.messages if args.messages is not None else args.duration
+    began = time.monotonic()
+    with bar("simulate", total, counting=args.messages is not None) as show:
+        if show is None:
+            return simulate(args, settings)
+
+        def advance(sent: int) -> None:
+            show(sent if args.messages is not None or total is None else time.monotonic() - began)
+
+        return simulate(args, settings, advance)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
