@@ -271,8 +271,9 @@ def run_listing(
             rows = read()
             if out.is_terminal:
                 out.clear()
-            stamp = now().strftime("%Y-%m-%d %H:%M:%S")
-            out.print(f"{command} at {stamp} UTC, every {args.watch:g} s (Ctrl-C to stop)")
+            if not args.json:  # JSON lines stay JSON lines
+                stamp = now().strftime("%Y-%m-%d %H:%M:%S")
+                out.print(f"{command} at {stamp} UTC, every {args.watch:g} s (Ctrl-C to stop)")
             show(table, command, rows, args, out, now())
             out.file.flush()
             drawn += 1
