@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main
-from agent.model import ActionDecision, AlertDecision, Outcome, Rejected
+from agent.model import ActionDecision, AlertDecision, Outcome
 from agent.store.repository import Store
 from tests.support.agent_process import REPO
 
-NOW = datetime.now(UTC)
 LONG = "Spindle temperature 97.5 °C above 90 °C for five minutes on the main line " * 3
 
 
@@ -30,7 +29,7 @@ def action(key: str, kind: str, subject: str, ago: timedelta, **params: object) 
         rule_id="reorder-point" if kind == "reorder" else "overheating",
         rule_set_hash="abc123",
         matched={"s": {"on_hand": 3}},
-        at=NOW - ago,
+        at=datetime.now(UTC) - ago,  # ages are measured from the test's own time
     )
 
 
@@ -44,7 +43,7 @@ def alert(key: str, severity: str, subject: str, ago: timedelta, message: str) -
         rule_id="overheating",
         rule_set_hash="abc123",
         matched={"m": {"temperature": 97.5}},
-        at=NOW - ago,
+        at=datetime.now(UTC) - ago,  # ages are measured from the test's own time
     )
 
 
@@ -62,9 +61,8 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             alert("a/PRS", "warning", "PRS-01", timedelta(days=2), "press idle"),
         ):
             store.apply(Outcome([decision]))
-        store.apply(Outcome([], [Rejected("factory/plant1/stock/X", b"not json", "not JSON", NOW)]))
-        store.transition("action", 3, "done", "test", at=NOW)
-        store.transition("alert", 3, "resolve", "test", at=NOW)
+        store.transition("action", 3, "done", "test", at=datetime.now(UTC))
+        store.transition("alert", 3, "resolve", "test", at=datetime.now(UTC))
     for name in list(os.environ):
         if name.startswith("AGENT_"):
             monkeypatch.delenv(name)
