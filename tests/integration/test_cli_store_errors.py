@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_cli import cli
+from tests.support.databases import DATABASES, database_url
 
 READERS = [
     ("alerts",),
@@ -85,3 +86,22 @@ def test_postgresql_down_masks_the_password_and_hints(argv: tuple[str, ...]) -> 
     assert "s3cret" not in error
     assert f"postgresql+psycopg://planner:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in error
     assert "Connection refused" in error and "hint: is the database running" in error
+
+
+@pytest.mark.parametrize("backend", DATABASES)
+def test_an_empty_database_is_refused_unmigrated_then_listed_once_upgraded(
+    backend: str, tmp_path: Path
+) -> None:
+    with database_url(backend, tmp_path) as url:
+        if backend == "sqlite":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+            Path(url.removeprefix("sqlite:///")).write_bytes(b"")
+        env = {"AGENT_DATABASE__URL": url}
+        refused = cli("alerts", env=env)
+        assert refused.returncode == 1
+        assert "holds no agent tables yet" in one_line_error(refused.stderr)
+        refused_again = cli("dead-letters", "list", env=env)
+        assert "holds no agent tables yet" in refused_again.stderr  # still not migrated
+        assert cli("db", "upgrade", env=env).returncode == 0
+        listed = cli("alerts", env=env)
+        assert (listed.returncode, listed.stdout.strip()) == (0, "no open alerts")
