@@ -347,7 +347,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
         old = load_policy(settings, [args.against])
         return backtest(args.file, policy, old, settings, as_json=args.json)
-    from agent.cli.progress import REPLAY_BAR_BYTES, bar
+    from agent.cli.progress import REPLAY_BAR_BYTES, adding, bar
 
     try:
         size = args.file.stat().st_size
@@ -355,18 +355,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         size = 0  # replay names the problem
     store = open_for_writing(settings, args.db)
     try:
-        with bar(f"replay {args.file.name}", size if size > REPLAY_BAR_BYTES else None) as show:
-            if show is None or size <= REPLAY_BAR_BYTES:
-                result = replay_with(args.file, policy, store, settings)
-            else:
-                read = 0
-
-                def advance(chars: int) -> None:
-                    nonlocal read
-                    read += chars
-                    show(read)
-
-                result = replay_with(args.file, policy, store, settings, advance)
+        large = size > REPLAY_BAR_BYTES
+        with bar(f"replay {args.file.name}", size, enabled=large) as show:
+            progress = adding(show) if show is not None else None
+            result = replay_with(args.file, policy, store, settings, progress)
     finally:
         store.close()
     for change in result.changes:
@@ -412,28 +404,32 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from agent.cli.progress import bar
     from agent.simulator.run import simulate
 
-    total = args.messages if args.messages is not None else args.duration
     began = time.monotonic()
-    with bar("simulate", total, counting=args.messages is not None) as show:
-        if show is None:
-            return simulate(args, settings)
-
-        def advance(sent: int) -> None:
-            show(sent if args.messages is not None or total is None else time.monotonic() - began)
-
-        return simulate(args, settings, advance)
+    if args.messages is not None:  # messages sent of --messages
+        with bar("simulate", args.messages, counting=True) as show:
+            return simulate(args, settings, show)
+    if args.duration is not None:  # seconds run of --duration
+        with bar("simulate", args.duration) as show:
+            tell = None if show is None else lambda _sent: show(time.monotonic() - began)
+            return simulate(args, settings, tell)
+    with bar("simulate", None, counting=True) as show:  # no end: the count sent
+        return simulate(args, settings, show)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.cli.listing import run_listing
+    from agent.cli.listing import run_listing, statuses_wanted
     from agent.store.repository import json_friendly
 
     table = "action" if args.command == "actions" else "alert"
+    statuses = statuses_wanted(table, args)
 
     def read() -> list[dict[str, Any]]:
+        """The rows of the wanted statuses only (the database filters), newest first."""
         with open_for_reading(settings) as store:
-            rows = store.actions() if table == "action" else store.alerts()
-        return [json_friendly(row) for row in rows]
+            rows = store.actions if table == "action" else store.alerts
+            found = rows() if statuses is None else [r for s in statuses for r in rows(s)]
+        found.sort(key=lambda row: row["id"], reverse=True)
+        return [json_friendly(row) for row in found]
 
     return run_listing(table, args.command, read, args)
 

@@ -34,12 +34,18 @@ def wanted(stream: TextIO | None = None) -> bool:
 
 @contextmanager
 def bar(
-    description: str, total: float | None, *, counting: bool = False, stream: TextIO | None = None
+    description: str,
+    total: float | None,
+    *,
+    counting: bool = False,
+    enabled: bool = True,
+    stream: TextIO | None = None,
 ) -> Iterator[Callable[[float], None] | None]:
     """A bar to `total` (None: no end known, a running count) on stderr, or None when stderr is
-    not a terminal. Yields `update(completed)`; `counting` shows "N/M" instead of a percentage."""
+    not a terminal (or not `enabled`). Yields `update(completed)`; `counting` shows "N/M"
+    instead of a percentage."""
     out = stream or sys.stderr
-    if not wanted(out):
+    if not (enabled and wanted(out)):
         yield None
         return
     columns = [
@@ -56,3 +62,15 @@ def bar(
             progress.update(task, completed=completed)
 
         yield update
+
+
+def adding(update: Callable[[float], None]) -> Callable[[int], None]:
+    """`update(completed)` fed by increments: for callers that report what they just did."""
+    done = 0
+
+    def add(amount: int) -> None:
+        nonlocal done
+        done += amount
+        update(done)
+
+    return add
