@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,8 @@ from agent.store.repository import Store, StoredChange
 
 BATCH = 500
 
+Progress = Callable[[int], None]
+
 
 class ReplayError(AgentError):
     pass
@@ -41,14 +43,17 @@ class ReplayResult:
     seconds: float
 
 
-def read_recording(path: Path) -> Iterator[Raw]:
-    """Lines of `{"ts", "topic", "payload"}`; payload an object (encoded) or a string (raw)."""
+def read_recording(path: Path, progress: Progress | None = None) -> Iterator[Raw]:
+    """Lines of `{"ts", "topic", "payload"}`; payload an object (encoded) or a string (raw).
+    `progress` is told the characters of each line read (for a progress bar)."""
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(f"{path}: {exc.strerror}") from exc
     with handle:
         for number, text in enumerate(handle, start=1):
+            if progress is not None:
+                progress(len(text))
             if not text.strip():
                 continue
             yield _parse_line(path, number, text)
@@ -88,6 +93,7 @@ def replay(
     inventory: InventorySettings | None = None,
     engine_factory: EngineFactory = DurableEngine,
     ingest: IngestSettings | None = None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
     """Run the recording through the pipeline in batches, storing as the daemon would, with a
     scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
@@ -114,7 +120,7 @@ def replay(
     tick = timedelta(seconds=tick_s)
     next_tick: datetime | None = None
     try:
-        for raw in read_recording(path):
+        for raw in read_recording(path, progress):
             if next_tick is None:
                 next_tick = raw.received_at + tick
             if raw.received_at >= next_tick:
@@ -140,7 +146,13 @@ def replay(
     return ReplayResult(changes, messages, dead, time.perf_counter() - started)
 
 
-def replay_with(path: Path, policy: Policy, store: Store, settings: Settings) -> ReplayResult:
+def replay_with(
+    path: Path,
+    policy: Policy,
+    store: Store,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> ReplayResult:
     """`replay` on the settings the daemon runs with (topics, limits, tick, stock policy)."""
     return replay(
         path,
@@ -151,6 +163,7 @@ def replay_with(path: Path, policy: Policy, store: Store, settings: Settings) ->
         settings.rules.tick_s,
         settings.inventory,
         ingest=settings.ingest,
+        progress=progress,
     )
 
 
