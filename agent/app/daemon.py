@@ -123,7 +123,11 @@ class Daemon:
             alarm=_outgoing_taken_over,
         )
         self.outbox = Outbox(
-            settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
+            settings.notify,
+            settings.mqtt.topic_prefix,
+            SystemClock(),
+            owner=mqtt.client_id,
+            public_url=settings.http.public_url if settings.http.pages else "",
         )
         self.metrics = metrics or Metrics()
         self.sender = Sender(
