@@ -115,6 +115,7 @@ class HealthServer:
                     parse_qs(url.query),
                     parse_qs(body.decode("utf-8", "replace")),
                     self.headers.get("Cookie") or "",
+                    str(self.client_address[0]),
                 )
                 try:
                     response = server._console.handle(request)

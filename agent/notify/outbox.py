@@ -253,9 +253,7 @@ class Outbox:
         now: datetime,
         number: int = 0,
     ) -> dict[str, Any]:
-        title, body = render(
-            change.table, change.row, event, self.topic_prefix, self.public_url
-        )
+        title, body = render(change.table, change.row, event, self.topic_prefix, self.public_url)
         severity = change.row.get("severity")
         return self._row(
             dedup_key=_notice_key(route, channel, change, event, number),

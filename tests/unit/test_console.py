@@ -174,3 +174,12 @@ def test_notifications_link_to_their_row_on_the_console_when_public_url_is_set()
         "Open: https://agent.plant1.example/alerts?status=all#alert-12"
     )
     assert "Open:" not in render("alert", row, "firing", "factory")[1]
+
+
+def test_without_users_only_this_machine_sees_the_pages() -> None:
+    app, _ = console([])
+    assert app.handle(Request("GET", "/alerts", client="10.0.0.7")).status == 403
+    assert app.handle(Request("GET", "/alerts", client="127.0.0.1")).status == 200
+    users = [HttpUser(name="olga", role="operator", password_hash=hash_password("pw"))]
+    app, _ = console(users)
+    assert app.handle(Request("GET", "/alerts", client="10.0.0.7")).status == 200

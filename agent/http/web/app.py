@@ -35,6 +35,11 @@ class Request:
     query: Mapping[str, Sequence[str]] = field(default_factory=dict)
     form: Mapping[str, Sequence[str]] = field(default_factory=dict)
     cookie_header: str = ""
+    client: str = "127.0.0.1"  # the peer's address
+
+    @property
+    def from_loopback(self) -> bool:
+        return self.client.startswith("127.") or self.client in ("::1", "localhost")
 
     def cookie(self, name: str) -> str | None:
         jar: SimpleCookie = SimpleCookie()
@@ -64,6 +69,7 @@ def templates() -> Environment:
         autoescape=select_autoescape(("html",)),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # shipped in the package: no file check on every include
     )
 
 

@@ -90,6 +90,13 @@ class Console:
         if request.method == "GET" and request.path in self._static:
             body, content_type = self._static[request.path]
             return Response(HTTPStatus.OK, body, content_type, (("Cache-Control", "max-age=300"),))
+        if not self._users.configured and not request.from_loopback:
+            # Nobody logs in, so nobody is known: only this machine sees the pages.
+            return html(
+                HTTPStatus.FORBIDDEN,
+                "<!doctype html><title>403</title><p>The console answers other machines only "
+                "once [http] users are configured; until then it is read-only on 127.0.0.1.</p>",
+            )
         stored = self._sessions.read(request.cookie(COOKIE))
         session = stored or new_session()
         response = self._route(request, session)
