@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,7 +123,11 @@ class Daemon:
             alarm=_outgoing_taken_over,
         )
         self.outbox = Outbox(
-            settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
+            settings.notify,
+            settings.mqtt.topic_prefix,
+            SystemClock(),
+            owner=mqtt.client_id,
+            public_url=settings.http.public_url if settings.http.pages else "",
         )
         self.metrics = metrics or Metrics()
         self.sender = Sender(
@@ -146,6 +151,10 @@ class Daemon:
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
         # watcher and SIGHUP: ("tick", "") or ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        # People's commands from the console, applied by the ingest thread like MQTT ones.
+        self._people: queue.SimpleQueue[tuple[commands.Command, Future[dict[str, Any]]]] = (
+            queue.SimpleQueue()
+        )
         self._tick_pending = threading.Event()
 
     def _engine_factory(self) -> EngineFactory:
@@ -187,6 +196,13 @@ class Daemon:
         """Reload the rules and master data between two batches (safe from a signal handler or
         another thread)."""
         self._chores.put(("reload", why))
+
+    def submit(self, command: commands.Command) -> Future[dict[str, Any]]:
+        """Hand a command to the ingest thread (safe from any thread); the future gets the row
+        after it, or the TransitionError that refused it."""
+        done: Future[dict[str, Any]] = Future()
+        self._people.put((command, done))
+        return done
 
     def _request_tick(self) -> None:
         if not self._tick_pending.is_set():  # a slow loop gets one tick, not a backlog
@@ -263,6 +279,7 @@ class Daemon:
         return self.store.facts(), self.store.tracks(), self.store.firing_alert_keys()
 
     def _do_chores(self) -> None:
+        self._apply_submitted()
         while True:
             try:
                 chore, why = self._chores.get_nowait()
@@ -407,6 +424,44 @@ class Daemon:
             if closed and self._commit(Outcome(closed)) is None:
                 return False
         return not refused or self._commit(Outcome(rejected=refused)) is not None
+
+    def _apply_submitted(self) -> None:
+        """The console's commands, through the same store transition as MQTT commands."""
+        hook = self.outbox.on_changes if self.outbox.active else None
+        while True:
+            try:
+                command, done = self._people.get_nowait()
+            except queue.Empty:
+                return
+            if not done.set_running_or_notify_cancel():
+                continue  # the page gave up waiting
+            at = datetime.now(UTC)
+            try:
+                row = self._retry(
+                    f"apply the command {command.command}",
+                    functools.partial(commands.apply, self.store, command, at, hook),
+                )
+            except TransitionError as exc:
+                log.warning("command_refused", source="console", reason=str(exc))
+                done.set_exception(exc)
+                continue
+            if row is None:
+                done.set_exception(TransitionError("the agent is stopping; try again"))
+                return
+            log.info(
+                "command_applied",
+                command=command.command,
+                table=command.target,
+                id=command.id,
+                by=command.by,
+                status=row["status"],
+                source="console",
+            )
+            closed = work_order_closed(self.pipeline.core, row, at)
+            if closed:
+                self._commit_decisions(closed)
+            done.set_result(row)
+            self.sender.wake()
 
     def _transition(
         self, command: commands.Command, message: Message, hook: ChangeHook | None

@@ -57,9 +57,15 @@ class Outbox:
     """Writes and reads outbox rows; holds no connection of its own (the caller's transaction)."""
 
     def __init__(
-        self, settings: NotifySettings, topic_prefix: str, clock: Clock, owner: str = "agent"
+        self,
+        settings: NotifySettings,
+        topic_prefix: str,
+        clock: Clock,
+        owner: str = "agent",
+        public_url: str = "",
     ) -> None:
         self.settings = settings
+        self.public_url = public_url  # the console's address: messages link to their row
         self.owner = owner  # who claims rows: the agent's MQTT client id, unique per agent
         self.topic_prefix = topic_prefix
         self.clock = clock
@@ -247,7 +253,7 @@ class Outbox:
         now: datetime,
         number: int = 0,
     ) -> dict[str, Any]:
-        title, body = render(change.table, change.row, event, self.topic_prefix)
+        title, body = render(change.table, change.row, event, self.topic_prefix, self.public_url)
         severity = change.row.get("severity")
         return self._row(
             dedup_key=_notice_key(route, channel, change, event, number),
