@@ -15,7 +15,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from agent.config import Settings, redact_url
 from agent.errors import StoreError
-from agent.store.db import open_engine, store_error
+from agent.store.db import open_engine
+from agent.store.errors import store_error
 from agent.store.repository import Store
 
 HINT_CREATE = "run factory-agent run once, or check [database] url"
