@@ -36,6 +36,7 @@ from agent.config import MqttSettings, Settings
 from agent.decisions.report import record
 from agent.errors import EngineError, StoreError, TransitionError
 from agent.http.metrics import Metrics, count_messages
+from agent.ingest.mapping_load import load_inputs
 from agent.ingest.partition import parse_sites, partition_filters
 from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
@@ -77,7 +78,7 @@ class Daemon:
         self.settings = settings
         self.policy = policy
         self.store = store
-        self.topics = TopicMap(settings.mqtt.topic_prefix)
+        self.topics = TopicMap(settings.mqtt.topic_prefix, load_inputs(settings.ingest.inputs_file))
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
         self.pipeline = Pipeline(
             Core(
