@@ -18,6 +18,7 @@ import structlog
 
 from agent import __version__
 from agent.app.policy import load_policy
+from agent.cli.inputs import add_inputs_parser, inputs_command
 from agent.config import Settings, load_settings
 from agent.decisions.report import line, open_spend, record, spend_lines
 from agent.errors import AgentError, RuleError
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     upgrade = db_commands.add_parser("upgrade", help="apply the migrations the database lacks")
     upgrade.add_argument("--config", type=Path, metavar="FILE")
+
+    add_inputs_parser(commands)
 
     simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
     add_simulate_arguments(simulate)
@@ -184,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _db_upgrade,
             "simulate": _simulate,
             "machines": _machines,
+            "inputs": inputs_command,
         }[args.command]
         return handler(args, settings)
     except RuleError as exc:

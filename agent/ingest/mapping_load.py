@@ -371,7 +371,7 @@ class _Reader:
         try:
             return jmespath.compile(text)
         except JMESPathError as exc:
-            reason = str(exc).splitlines()[0]
+            reason = str(exc).splitlines()[0].rstrip(": ")
             self.problem(
                 line,
                 name,
