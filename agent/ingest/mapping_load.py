@@ -21,6 +21,7 @@ from agent.ingest.mapping import (
     MAPPED_KINDS,
     PLACEHOLDER,
     TIME_UNITS,
+    FieldChain,
     FieldRule,
     InputMapping,
     InputMappings,
@@ -369,7 +370,7 @@ class _Reader:
             self.problem(line, name, f"{what}: 'path' must be a JMESPath expression, got {text!r}")
             return None
         try:
-            return jmespath.compile(text)
+            compiled = jmespath.compile(text)
         except JMESPathError as exc:
             reason = str(exc).splitlines()[0].rstrip(": ")
             self.problem(
@@ -379,6 +380,7 @@ class _Reader:
                 "e.g. data.temp or values[0].v",
             )
             return None
+        return FieldChain.of(compiled) or compiled
 
     def number(
         self, value: object, line: int, name: str, field_name: str, key: str

@@ -375,3 +375,34 @@ def test_every_problem_of_the_file_is_reported() -> None:
     )
     problems = _problems(text)
     assert [p.split(":")[1:3] for p in problems] == [["4", " a"], ["11", " b"]]
+
+
+@pytest.mark.parametrize(
+    "path", ["data.temp", "data", "data.nested.deep", "values[0].v", "data.temp || data.t"]
+)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": {"temp": 71.3, "t": 1}},
+        {"data": {"nested": {"deep": "x"}}},
+        {"data": 5},
+        {"values": [{"v": 2}]},
+        {"data": None},
+        [1, 2],
+        "text",
+        3,
+    ],
+)
+def test_a_plain_field_path_reads_what_jmespath_reads(path: str, payload: object) -> None:
+    import jmespath
+
+    mappings = parse_inputs(
+        _one(
+            "    topic: a/{machine}\n    kind: telemetry\n    site: s\n"
+            f"    fields: {{x: '{path}'}}\n"
+        ),
+    )
+    (rule,) = mappings.mappings[0].fields
+    fast = "[" not in path and "|" not in path
+    assert (type(rule.path).__name__ == "FieldChain") is fast
+    assert rule.path.search(payload) == jmespath.search(path, payload)
