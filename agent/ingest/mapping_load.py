@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 
 from agent.errors import ConfigError
 from agent.ingest.mapping import (
@@ -372,7 +372,7 @@ class _Reader:
         try:
             compiled = jmespath.compile(text)
         except JMESPathError as exc:
-            reason = str(exc).splitlines()[0].rstrip(": ")
+            reason = _jmespath_reason(exc)
             self.problem(
                 line,
                 name,
@@ -451,3 +451,14 @@ class _Reader:
 
 
 _EXAMPLE_HINT: Final = "see config/inputs.yaml and docs/inputs.md for examples"
+
+
+def _jmespath_reason(exc: JMESPathError) -> str:
+    """JMESPath's own words, without the expression it repeats on a second line."""
+    if isinstance(exc, IncompleteExpressionError):
+        return "the expression is incomplete"
+    if isinstance(exc, ParseError):
+        return f"{exc.msg} at column {exc.lex_position + 1}"
+    if isinstance(exc, LexerError):
+        return f"{exc.message} at column {exc.lexer_position + 1}"
+    return str(exc).splitlines()[0].rstrip(": ")

@@ -406,3 +406,12 @@ def test_a_plain_field_path_reads_what_jmespath_reads(path: str, payload: object
     fast = "[" not in path and "|" not in path
     assert (type(rule.path).__name__ == "FieldChain") is fast
     assert rule.path.search(payload) == jmespath.search(path, payload)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/inputs.md"])
+def test_the_documented_mappings_load(doc: str) -> None:
+    text = (SHIPPED.parents[1] / doc).read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(inputs:\n.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        assert len(parse_inputs(block, doc)) >= 2
