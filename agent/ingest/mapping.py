@@ -123,7 +123,10 @@ class FieldRule:
                     None,
                     f"field {name!r}: scale/offset need a number, got {_shown(value)}",
                 )
-            value = value * (1.0 if self.scale is None else self.scale) + (self.offset or 0.0)
+            try:
+                value = value * (1.0 if self.scale is None else self.scale) + (self.offset or 0.0)
+            except OverflowError:  # an integer of hundreds of digits is no float
+                return name, None, f"field {name!r}: {_shown(value)} is out of range"
             return name, value, ""
         if isinstance(value, (str, int, float)):  # bool is an int
             return name, value, ""
@@ -237,6 +240,8 @@ class InputMapping:
             name, value, problem = rule.take(payload, levels)
             if problem:
                 problems.append(problem)
+            elif name == "ts":  # a `{metric}` level named so: the time is `ts:`'s, not a field
+                problems.append("field 'ts': the time is read by the mapping's 'ts', not a field")
             elif name in fields:
                 problems.append(f"field {name!r} is given twice")
             else:

@@ -3,11 +3,14 @@ built-in scheme, and a bad inputs file is refused with `file:line: mapping: reas
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.http.metrics import Metrics, count_messages
 from agent.ingest.decode import decode
@@ -167,6 +170,17 @@ def test_an_iso_time_and_a_stock_count(topics: TopicMap) -> None:
             "plant1/press-01/speed_rpm",
             b'{"a": 1, "a": 2}',
             "input mapping 'press-metrics': duplicate key 'a'",
+        ),
+        (
+            "plant1/press-01/temperature",
+            b"1" + b"0" * 400,
+            f"input mapping 'press-temperature': field 'temp_c': 1{'0' * 59} is out of range",
+        ),
+        (
+            "plant1/press-01/ts",
+            b"1772431200",
+            "input mapping 'press-metrics': field 'ts': the time is read by the mapping's 'ts', "
+            "not a field",
         ),
     ],
 )
@@ -415,3 +429,33 @@ def test_the_documented_mappings_load(doc: str) -> None:
     assert blocks
     for block in blocks:
         assert len(parse_inputs(block, doc)) >= 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_TOPICS = [
+    "plant1/press-01/temperature",
+    "plant1/press-01/state",
+    "plant1/press-01/fault",
+    "plant1/press-01/speed_rpm",
+    "plant/north/line/3/press-07/status",
+    "wms/north/bins/BRG-6204",
+]
+
+
+@given(
+    topic=st.sampled_from(_TOPICS),
+    payload=st.one_of(st.binary(max_size=64), _JSON.map(lambda v: json.dumps(v).encode())),
+)
+@settings(max_examples=400, deadline=None)
+def test_any_payload_on_a_mapped_topic_decodes_or_is_refused(topic: str, payload: bytes) -> None:
+    topics = TopicMap("factory", parse_inputs(INPUTS, "inputs.yaml"))
+    decoded = decode(topic, payload, NOW, topics)
+    assert isinstance(decoded, (Message, Rejected))
+    if isinstance(decoded, Rejected):
+        assert decoded.reason.startswith("input mapping '")
