@@ -264,3 +264,54 @@ def test_inputs_check_and_try_on_the_command_line(tmp_path: Path) -> None:
     )
     builtin = cli("inputs", "try", "factory/plant1/stock/BRG-6204", '{"on_hand": 3}', cwd=tmp_path)
     assert builtin.returncode == 0 and "mapping:  built-in" in builtin.stdout
+
+
+def test_an_edit_of_the_inputs_file_is_reloaded_and_a_bad_one_keeps_the_last_good(
+    broker: Mosquitto, store: Store, agent: AgentProcess, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "inputs.yaml"
+    publisher = Publisher(broker)
+    try:
+        inputs.write_text(INPUTS.replace("2: down}", "5: down}", 1), encoding="utf-8")
+        agent.wait_for("inputs_reloaded", timeout=20)
+        publisher.send("plantA/press-01/state", b"5")
+        poll(lambda: [a for a in store.alerts() if a["rule_id"] == "down"], 20.0, "down by 5")
+
+        inputs.write_text(
+            INPUTS.replace("kind: stock\n    site: plant1", "kind: stok\n    site: plant1")
+        )
+        refused = agent.wait_for("inputs_reload_refused", timeout=20)
+        assert refused["problems"] == [
+            f"{inputs}:17: bare-stock: 'kind' must be one of stock, receipt, telemetry, got 'stok'"
+        ]
+        (alert,) = poll(
+            lambda: [a for a in store.alerts() if a["rule_id"] == "inputs-reload"], 20.0, "alert"
+        )
+        assert alert["status"] == "firing"
+        assert f"{inputs}:17: bare-stock:" in alert["message"]
+        publisher.send("plantA/press-01/state", b"1")  # the last good mappings still run
+        poll(
+            lambda: [
+                a for a in store.alerts() if a["rule_id"] == "down" and a["status"] == "resolved"
+            ],
+            20.0,
+            "down resolved by 1",
+        )
+
+        new_topic = INPUTS.replace("plantA/stock/{sku}", "plantC/stock/{sku}")
+        inputs.write_text(new_topic, encoding="utf-8")
+        refused = agent.wait_for("inputs_reload_refused", timeout=20, count=2)
+        assert (
+            "new topic patterns need a restart to be subscribed: plantC/stock/+"
+            in (refused["problems"][0])
+        )
+
+        inputs.write_text(INPUTS.replace("2: down}", "5: down}", 1), encoding="utf-8")
+        poll(
+            lambda: [a for a in store.alerts(status="resolved") if a["rule_id"] == "inputs-reload"],
+            20.0,
+            "the reload alert resolved",
+        )
+    finally:
+        publisher.close()
+    assert store.dead_letters() == []
