@@ -28,6 +28,7 @@ from agent.adapters.rulewatch import RuleWatcher
 from agent.app import commands
 from agent.app.clock import SystemClock
 from agent.app.core import Core, EngineFactory
+from agent.app.inputsreload import InputsFile
 from agent.app.machinesync import sync_work_orders, work_order_closed
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.policy import Policy
@@ -78,7 +79,8 @@ class Daemon:
         self.settings = settings
         self.policy = policy
         self.store = store
-        self.topics = TopicMap(settings.mqtt.topic_prefix)
+        self.inputs = InputsFile(settings.ingest.inputs_file)
+        self.topics = TopicMap(settings.mqtt.topic_prefix, self.inputs.load())
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
         self.pipeline = Pipeline(
             Core(
@@ -106,7 +108,7 @@ class Daemon:
         )
         self.source = connection(
             client_id=mqtt.client_id,
-            subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
+            subscriptions=self._filters(self.topics),
             session_expiry_s=mqtt.session_expiry_s,
             queue_size=mqtt.queue_size,
             # a session taken over by another agent with this client id: an alarm on MQTT
@@ -241,8 +243,8 @@ class Daemon:
         scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
         watcher = None
         if self.settings.rules.watch:
-            watcher = RuleWatcher(  # the rule files and the master data files
-                self._policy_files().all(),
+            watcher = RuleWatcher(  # the rule files, the master data files, the inputs file
+                [*self._policy_files().all(), *self.inputs.paths],
                 self.settings.rules.watch_interval_s,
                 self.request_reload,
             )
@@ -326,7 +328,13 @@ class Daemon:
             self._record_rule_set(ruleset, why)
         elif not reloaded.rules_refused:
             log.info("rules_unchanged", rule_set=ruleset.hash, why=why, took_ms=took_ms)
-        self._commit_decisions(reloaded.decisions)
+        inputs = self.inputs.reload(
+            self.topics, self._filters, self.source.subscriptions, started, why, ruleset.hash
+        )
+        self._commit_decisions([*reloaded.decisions, *inputs])
+
+    def _filters(self, topics: TopicMap) -> list[str]:
+        return partition_filters(topics, parse_sites(self.settings.mqtt.sites))
 
     def _policy_files(self) -> PolicyFiles:
         return PolicyFiles(

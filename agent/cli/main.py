@@ -28,6 +28,7 @@ from agent.cli.database import (
 )
 from agent.cli.deadletters import BrokerUnavailable
 from agent.cli.deadletters import add_arguments as add_dead_letter_arguments
+from agent.cli.inputs import add_inputs_parser, inputs_command
 from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
 from agent.decisions.report import line, record
@@ -108,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     upgrade = db_commands.add_parser("upgrade", help="apply the migrations the database lacks")
     upgrade.add_argument("--config", type=Path, metavar="FILE")
+
+    add_inputs_parser(commands)
 
     simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
     add_simulate_arguments(simulate)
@@ -195,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulate": _simulate,
             "machines": _machines,
             "dead-letters": _dead_letters,
+            "inputs": inputs_command,
         }[args.command]
         return handler(args, settings)
     except (DatabaseUnavailable, BrokerUnavailable) as exc:

@@ -49,6 +49,13 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.input_mappings = Counter(
+            "factory_agent_input_mapping_messages",
+            "Messages on the topics of an input mapping (config/inputs.yaml), by mapping and "
+            "outcome (taken, refused: a dead letter naming the mapping and the reason).",
+            ["mapping", "outcome"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "factory_agent_dead_letters", "Messages kept as dead letters.", registry=r
         )
@@ -157,13 +164,17 @@ def count_messages(
     """Count a batch's messages by kind and outcome; `rejected` lists the dead-lettered topics."""
     left = Counter_(rejected)
     tally: Counter_[tuple[str, str]] = Counter_()
+    mapped: Counter_[tuple[str, str]] = Counter_()
     for topic in received:
         match = topics.match(topic)
         kind: str = match.kind if match is not None else "unknown"
-        if left[topic] > 0:
+        refused = left[topic] > 0
+        if refused:
             left[topic] -= 1
-            tally[kind, "rejected"] += 1
-        else:
-            tally[kind, "accepted"] += 1
+        tally[kind, "rejected" if refused else "accepted"] += 1
+        if match is not None and match.mapping:
+            mapped[match.mapping, "refused" if refused else "taken"] += 1
     for (kind, outcome), count in tally.items():
         metrics.message(kind, outcome, count)
+    for (mapping, outcome), count in mapped.items():
+        metrics.input_mappings.labels(mapping=mapping, outcome=outcome).inc(count)

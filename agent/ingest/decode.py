@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
 
+from agent.ingest.mapping import Mapped, PlainText
 from agent.ingest.schema import METRIC_NAME, OPEN_NUMERIC_KINDS, RESERVED_FIELDS, SCHEMAS, FieldSpec
 from agent.ingest.topics import TopicMap
 from agent.model import Message, MessageKind, Rejected, Value
@@ -53,7 +54,11 @@ def decode(
     """
     if received_at.tzinfo is not UTC:
         received_at = _as_utc(received_at)
-    match = topics.match(topic)
+    if topics.inputs is not None:
+        mapped = topics.inputs.match(topic)
+        if mapped is not None:
+            return _decode_mapped(mapped, topic, raw, received_at, max_bytes, max_level_chars)
+    match = topics.match_builtin(topic)
     if match is None:
         return Rejected(
             topic, raw, f"unknown topic: no pattern matches {_quote(topic, 200)}", received_at
@@ -86,6 +91,47 @@ def decode(
     return Message(match.kind, topic, match.site, match.subject, fields, ts, received_at)
 
 
+def _decode_mapped(
+    mapped: Mapped,
+    topic: str,
+    raw: bytes,
+    received_at: datetime,
+    max_bytes: int,
+    max_level_chars: int,
+) -> Message | Rejected:
+    """A message on a topic of an input mapping: its fields taken as the mapping says, then
+    validated as the built-in scheme's are. A refusal names the mapping."""
+    name = mapped.mapping.name
+
+    def refused(reason: str) -> Rejected:
+        return Rejected(topic, raw, f"input mapping {name!r}: {reason}", received_at)
+
+    longest = max(len(mapped.site), len(mapped.subject))
+    if longest > max_level_chars:
+        return refused(
+            f"site or subject of {longest} characters exceeds the {max_level_chars}-character "
+            "limit (ingest.max_topic_level_chars)"
+        )
+    reason, payload = _parse_any(raw, max_bytes)
+    if reason:
+        return refused(reason)
+    taken = mapped.mapping.take(payload, mapped.levels)
+    if isinstance(taken, str):
+        return refused(taken)
+    fields: dict[str, Value] = {}
+    problems = _validate(mapped.kind, taken.fields, fields)
+    ts = received_at
+    if taken.ts is not None:
+        ts_or_problem = _timestamp(taken.ts)
+        if isinstance(ts_or_problem, str):
+            problems.append(ts_or_problem)
+        else:
+            ts = ts_or_problem
+    if problems:
+        return refused(_summary(problems))
+    return Message(mapped.kind, topic, mapped.site, mapped.subject, fields, ts, received_at)
+
+
 class _DuplicateKey(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -112,6 +158,29 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 def _parse(raw: bytes, max_bytes: int) -> tuple[str, dict[str, object] | None]:
     """The payload as a JSON object, or the reason it is not one."""
+    reason, payload = _parse_json(raw, max_bytes)
+    if reason:
+        return reason, None
+    if not isinstance(payload, dict):
+        return f"payload must be a JSON object, got {_describe(payload)}", None
+    return "", payload
+
+
+def _parse_any(raw: bytes, max_bytes: int) -> tuple[str, object]:
+    """The payload as any JSON value, or as its text (a `PlainText`) when
+    it is no JSON at all (`running`); the reason when it is not even text."""
+    reason, payload = _parse_json(raw, max_bytes)
+    if not reason:
+        return "", payload
+    if not reason.startswith("invalid JSON"):
+        return reason, None
+    text = raw.decode("utf-8-sig").strip()
+    if len(text) > MAX_STRING_LENGTH:
+        return reason, None
+    return "", PlainText(text)
+
+
+def _parse_json(raw: bytes, max_bytes: int) -> tuple[str, object]:
     if len(raw) > max_bytes:
         return f"payload of {len(raw)} bytes exceeds the {max_bytes}-byte limit", None
     try:
@@ -129,8 +198,6 @@ def _parse(raw: bytes, max_bytes: int) -> tuple[str, dict[str, object] | None]:
         return f"invalid JSON: a number has more than {sys.get_int_max_str_digits()} digits", None
     except RecursionError:
         return "invalid JSON: nested too deeply", None
-    if not isinstance(payload, dict):
-        return f"payload must be a JSON object, got {_describe(payload)}", None
     return "", payload
 
 

@@ -22,13 +22,12 @@ def parse_sites(text: str) -> list[str]:
 
 def partition_filters(topics: TopicMap, sites: list[str]) -> list[str]:
     """The agent's MQTT filters: every site (`+`) when `sites` is empty, else one set per site."""
-    filters = topics.subscriptions()
     if not sites:
-        return filters
+        return topics.subscriptions()
     levels = len(topics.prefix.split("/"))
-    narrowed: list[str] = []
+    narrowed = topics.inputs.filters_for(sites) if topics.inputs is not None else []
     for site in sites:
-        for topic_filter in filters:
+        for topic_filter in topics.builtin_subscriptions():
             parts = topic_filter.split("/")
             parts[levels] = site  # the level right after the prefix is the site
             narrowed.append("/".join(parts))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from agent.errors import ConfigError
+from agent.ingest.mapping import InputMappings
 from agent.model import MessageKind
 
 _FORBIDDEN: Final = ("+", "#", "\0")
@@ -25,6 +26,7 @@ class TopicMatch:
     kind: MessageKind
     site: str
     subject: str
+    mapping: str = ""  # the input mapping's name; "" for the built-in scheme
 
 
 def _valid_level(level: str) -> bool:
@@ -38,11 +40,13 @@ class TopicMap:
     `{prefix}/{site}/machine/{machine}/telemetry`, `{prefix}/{site}/agent/command`.
     Ids are taken as given (case-sensitive); an empty level or one holding `+`, `#` or NUL
     matches nothing.
+
+    `inputs` (config/inputs.yaml) are tried first, in their order; the built-in scheme after them.
     """
 
-    __slots__ = ("_head", "_prefix")
+    __slots__ = ("_head", "_prefix", "inputs")
 
-    def __init__(self, prefix: str = "factory") -> None:
+    def __init__(self, prefix: str = "factory", inputs: InputMappings | None = None) -> None:
         if not all(_valid_level(level) for level in prefix.split("/")):
             raise ConfigError(
                 f"topic prefix {prefix!r}: every level must be non-empty and free of '+', '#' "
@@ -50,6 +54,7 @@ class TopicMap:
             )
         self._prefix = prefix
         self._head = prefix + "/"
+        self.inputs = inputs if inputs else None  # no mappings: the built-in scheme alone
 
     @property
     def prefix(self) -> str:
@@ -60,6 +65,10 @@ class TopicMap:
 
     def subscriptions(self) -> list[str]:
         """The MQTT filters that cover every topic `match` accepts."""
+        mapped = self.inputs.filters() if self.inputs is not None else []
+        return [*mapped, *(f for f in self.builtin_subscriptions() if f not in mapped)]
+
+    def builtin_subscriptions(self) -> list[str]:
         p = self._prefix
         return [
             f"{p}/+/stock/+",
@@ -70,6 +79,14 @@ class TopicMap:
 
     def match(self, topic: str) -> TopicMatch | None:
         """The kind, site and subject of `topic`, or None when no input pattern fits it."""
+        if self.inputs is not None:
+            mapped = self.inputs.match(topic)
+            if mapped is not None:
+                return TopicMatch(mapped.kind, mapped.site, mapped.subject, mapped.mapping.name)
+        return self.match_builtin(topic)
+
+    def match_builtin(self, topic: str) -> TopicMatch | None:
+        """`match` for the built-in scheme alone."""
         if not topic.startswith(self._head):
             return None
         levels = topic[len(self._head) :].split("/")
