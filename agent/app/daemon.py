@@ -85,6 +85,7 @@ class Daemon:
                 policy.masterdata,
                 self._engine_factory(),
                 stock_policy=stock_policy(settings.inventory),
+                segment=settings.ingest.batch_size,
             ),
             self.topics,
             settings.ingest.max_payload_bytes,

@@ -26,8 +26,6 @@ from agent.model import Outcome
 from agent.rulebook.engine import DurableEngine
 from agent.store.repository import Store, StoredChange
 
-BATCH = 500
-
 
 class ReplayError(AgentError):
     pass
@@ -89,17 +87,19 @@ def replay(
     engine_factory: EngineFactory = DurableEngine,
     ingest: IngestSettings | None = None,
 ) -> ReplayResult:
-    """Run the recording through the pipeline in batches, storing as the daemon would, with a
-    scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
-    Reorders the store holds open (an earlier replay into the same `--db`) are known."""
+    """Run the recording through the pipeline in batches of `ingest.batch_size`, storing as the
+    daemon would, with a scheduler tick at least every `tick_s` of recorded time (as the daemon's
+    scheduler would). Reorders the store holds open (an earlier replay into the same `--db`) are
+    known."""
+    ingest = ingest or IngestSettings()
     core = Core(
         policy.ruleset,
         policy.masterdata,
         engine_factory,
         stock_policy=stock_policy(inventory or InventorySettings()),
+        segment=ingest.batch_size,
     )
     seed_reorders(core, store, None)
-    ingest = ingest or IngestSettings()
     pipeline = Pipeline(
         core,
         TopicMap(topic_prefix),
@@ -128,7 +128,7 @@ def replay(
                         changes.extend(store.apply(Outcome(ticked)))
                     next_tick += tick
             batch.append(raw)
-            if len(batch) >= BATCH:
+            if len(batch) >= ingest.batch_size:
                 dead += _flush(pipeline, store, batch, changes)
                 messages += len(batch)
                 batch = []
