@@ -26,18 +26,17 @@ from agent.adapters.mqtt import Inbound, MqttSource, TlsOptions
 from agent.adapters.rulewatch import RuleWatcher
 from agent.app import commands
 from agent.app.clock import SystemClock
-from agent.app.core import Core, EngineFactory
+from agent.app.core import EngineFactory
 from agent.app.machinesync import sync_work_orders, work_order_closed
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.policy import Policy
 from agent.app.reload import PolicyFiles, reload_policy
-from agent.app.stocksync import seed_reorders, stock_policy
+from agent.app.stocksync import seed_reorders
 from agent.config import MqttSettings, Settings
 from agent.decisions.report import record
 from agent.errors import EngineError, StoreError, TransitionError
 from agent.http.metrics import Metrics, count_messages
 from agent.ingest.partition import parse_sites, partition_filters
-from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import (
     Decision,
@@ -79,18 +78,8 @@ class Daemon:
         self.store = store
         self.topics = TopicMap(settings.mqtt.topic_prefix)
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
-        self.pipeline = Pipeline(
-            Core(
-                policy.ruleset,
-                policy.masterdata,
-                self._engine_factory(),
-                stock_policy=stock_policy(settings.inventory),
-                segment=settings.ingest.batch_size,
-            ),
-            self.topics,
-            settings.ingest.max_payload_bytes,
-            SubjectLimits.of(settings.ingest),
-            settings.ingest.max_topic_level_chars,
+        self.pipeline = Pipeline.of(
+            policy.ruleset, policy.masterdata, settings, self._engine_factory()
         )
         mqtt = settings.mqtt
         connection = functools.partial(

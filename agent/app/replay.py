@@ -14,14 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.app.core import Core, EngineFactory
+from agent.app.core import EngineFactory
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.policy import Policy
-from agent.app.stocksync import seed_reorders, stock_policy
+from agent.app.stocksync import seed_reorders
 from agent.config import IngestSettings, InventorySettings, Settings
 from agent.errors import AgentError
-from agent.ingest.subjects import SubjectLimits
-from agent.ingest.topics import TopicMap
 from agent.model import Outcome
 from agent.rulebook.engine import DurableEngine
 from agent.store.repository import Store, StoredChange
@@ -87,31 +85,40 @@ def replay(
     engine_factory: EngineFactory = DurableEngine,
     ingest: IngestSettings | None = None,
 ) -> ReplayResult:
-    """Run the recording through the pipeline in batches of `ingest.batch_size`, storing as the
-    daemon would, with a scheduler tick at least every `tick_s` of recorded time (as the daemon's
-    scheduler would). Reorders the store holds open (an earlier replay into the same `--db`) are
-    known."""
-    ingest = ingest or IngestSettings()
-    core = Core(
-        policy.ruleset,
-        policy.masterdata,
-        engine_factory,
-        stock_policy=stock_policy(inventory or InventorySettings()),
-        segment=ingest.batch_size,
+    """`replay_with` on default settings but these (for tests and benchmarks)."""
+    base = Settings()
+    settings = base.model_copy(
+        update={
+            "mqtt": base.mqtt.model_copy(update={"topic_prefix": topic_prefix}),
+            "rules": base.rules.model_copy(update={"tick_s": tick_s}),
+            "ingest": (ingest or base.ingest).model_copy(
+                update={"max_payload_bytes": max_payload_bytes}
+            ),
+            "inventory": inventory or base.inventory,
+        }
     )
-    seed_reorders(core, store, None)
-    pipeline = Pipeline(
-        core,
-        TopicMap(topic_prefix),
-        max_payload_bytes,
-        SubjectLimits.of(ingest),
-        ingest.max_topic_level_chars,
-    )
+    return replay_with(path, policy, store, settings, engine_factory)
+
+
+def replay_with(
+    path: Path,
+    policy: Policy,
+    store: Store,
+    settings: Settings,
+    engine_factory: EngineFactory = DurableEngine,
+) -> ReplayResult:
+    """Run the recording through the pipeline the settings describe (topics, limits, stock
+    policy) in batches of `ingest.batch_size`, storing as the daemon would, with a scheduler
+    tick at least every `rules.tick_s` of recorded time (as the daemon's scheduler would).
+    Reorders the store holds open (an earlier replay into the same `--db`) are known."""
+    pipeline = Pipeline.of(policy.ruleset, policy.masterdata, settings, engine_factory)
+    seed_reorders(pipeline.core, store, None)
+    batch_size = settings.ingest.batch_size
     changes: list[StoredChange] = []
     messages = dead = 0
     started = time.perf_counter()
     batch: list[Raw] = []
-    tick = timedelta(seconds=tick_s)
+    tick = timedelta(seconds=settings.rules.tick_s)
     next_tick: datetime | None = None
     try:
         for raw in read_recording(path):
@@ -128,7 +135,7 @@ def replay(
                         changes.extend(store.apply(Outcome(ticked)))
                     next_tick += tick
             batch.append(raw)
-            if len(batch) >= ingest.batch_size:
+            if len(batch) >= batch_size:
                 dead += _flush(pipeline, store, batch, changes)
                 messages += len(batch)
                 batch = []
@@ -138,20 +145,6 @@ def replay(
     finally:
         pipeline.core.close()
     return ReplayResult(changes, messages, dead, time.perf_counter() - started)
-
-
-def replay_with(path: Path, policy: Policy, store: Store, settings: Settings) -> ReplayResult:
-    """`replay` on the settings the daemon runs with (topics, limits, tick, stock policy)."""
-    return replay(
-        path,
-        policy,
-        store,
-        settings.mqtt.topic_prefix,
-        settings.ingest.max_payload_bytes,
-        settings.rules.tick_s,
-        settings.inventory,
-        ingest=settings.ingest,
-    )
 
 
 def _flush(pipeline: Pipeline, store: Store, batch: list[Raw], changes: list[StoredChange]) -> int:

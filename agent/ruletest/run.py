@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.app.core import Core
 from agent.app.pipeline import Pipeline, Raw
+from agent.config import Settings
 from agent.decisions.report import record
-from agent.errors import MasterDataError, RuleError, RuleProblem
-from agent.ingest.topics import TopicMap
+from agent.errors import ConfigError, MasterDataError, RuleError, RuleProblem
 from agent.model import Decision, NotifyDecision, Outcome, PublishDecision
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
+from agent.ruletest.settings import resolve_settings
 from agent.ruletest.testfile import Expected, RuleTest, TestFile, parse_test_file
 from agent.store.repository import Store, json_friendly
 from agent.world.masterdata import MasterData
@@ -66,10 +66,11 @@ def run_tests(
     paths: Sequence[Path],
     default_rules: Sequence[Path],
     masterdata: MasterData,
-    topic_prefix: str = "factory",
-    max_payload_bytes: int = 65536,
+    settings: Settings | None = None,
 ) -> Run:
-    """Run every test of every file; problems in a file (or its rules) are reported, not raised."""
+    """Run every test of every file on `settings` (default: the defaults) with each file's
+    `settings:` over them; problems in a file (or its rules) are reported, not raised."""
+    base = settings or Settings()
     run = Run()
     started = time.perf_counter()
     files = test_files(paths)
@@ -87,6 +88,11 @@ def run_tests(
         if parsed is None:
             continue
         try:
+            used = resolve_settings(base, parsed.settings_file, parsed.settings)
+        except ConfigError as exc:
+            run.problems.append(RuleProblem(str(path), 0, "", f"settings: {exc}"))
+            continue
+        try:
             data = _merged(masterdata, parsed.masterdata, str(path))
         except MasterDataError as exc:
             run.problems.append(RuleProblem(str(path), 0, "", str(exc)))
@@ -98,9 +104,7 @@ def run_tests(
             run.problems.extend(exc.problems)
             continue
         for test in parsed.tests:
-            run.results.append(
-                run_test(parsed, test, ruleset, data, topic_prefix, max_payload_bytes)
-            )
+            run.results.append(run_test(parsed, test, ruleset, data, used))
     run.seconds = time.perf_counter() - started
     return run
 
@@ -122,14 +126,14 @@ def run_test(
     test: RuleTest,
     ruleset: RuleSet,
     masterdata: MasterData,
-    topic_prefix: str = "factory",
-    max_payload_bytes: int = 65536,
+    settings: Settings | None = None,
 ) -> TestResult:
     """One test: its messages and the ticks between them, then its expectations checked."""
     result = TestResult(str(file.path), test.name)
-    pipeline = Pipeline(Core(ruleset, masterdata), TopicMap(topic_prefix), max_payload_bytes)
+    settings = settings or Settings()
+    pipeline = Pipeline.of(ruleset, masterdata, settings)
     extra: list[Decision] = []
-    tick = timedelta(seconds=test.tick_s or file.tick_s)
+    tick = timedelta(seconds=test.tick_s or file.tick_s or settings.rules.tick_s)
     with Store.open("sqlite://") as store:
         next_tick = file.start
         end = file.start + timedelta(seconds=test.until_s)
