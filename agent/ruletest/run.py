@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.app.pipeline import Pipeline, Raw
+from agent.app.replay import StoreWork
+from agent.app.runner import Runner
+from agent.app.ticks import TickSchedule
 from agent.config import Settings
 from agent.decisions.report import record
 from agent.errors import ConfigError, MasterDataError, RuleError, RuleProblem
-from agent.model import Decision, NotifyDecision, Outcome, PublishDecision
+from agent.model import Decision, NotifyDecision, PublishDecision
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
@@ -133,28 +136,28 @@ def run_test(
     settings = settings or Settings()
     pipeline = Pipeline.of(ruleset, masterdata, settings)
     extra: list[Decision] = []
-    tick = timedelta(seconds=test.tick_s or file.tick_s or settings.rules.tick_s)
+    end = file.start + timedelta(seconds=test.until_s)
     with Store.open("sqlite://") as store:
-        next_tick = file.start
-        end = file.start + timedelta(seconds=test.until_s)
-
-        def commit(decisions: Sequence[Decision], rejected: Sequence[Any] = ()) -> None:
-            extra.extend(d for d in decisions if isinstance(d, PublishDecision | NotifyDecision))
-            store.apply(Outcome(list(decisions), list(rejected)))
-
-        for item in test.inputs:
-            at = file.start + timedelta(seconds=item.at_s)
-            while next_tick < at:
-                commit(pipeline.core.tick(next_tick))
-                next_tick += tick
-            outcome = pipeline.run([Raw(item.topic, item.payload, at)])
-            for rejected in outcome.rejected:
-                result.failures.append(f"input at line {item.line} was refused: {rejected.reason}")
-            commit(outcome.decisions)
-        while next_tick <= end:
-            commit(pipeline.core.tick(next_tick))
-            next_tick += tick
-        pipeline.core.close()
+        runner = Runner(
+            pipeline,
+            StoreWork(store, settings.ingest.dedup_window),
+            TickSchedule(test.tick_s or file.tick_s or settings.rules.tick_s, file.start),
+            settings.commands.allowed_by,
+        )
+        try:
+            for item in test.inputs:
+                at = file.start + timedelta(seconds=item.at_s)
+                fed = runner.feed([Raw(item.topic, item.payload, at)])
+                assert fed is not None  # the store here never asks to stop: it raises
+                for rejected in fed.rejected + fed.refused:
+                    reason = rejected.reason
+                    result.failures.append(f"input at line {item.line} was refused: {reason}")
+                extra.extend(fed.decisions)
+            fed = runner.tick_until(end)
+            assert fed is not None
+            extra.extend(fed.decisions)
+        finally:
+            pipeline.core.close()
         got = {
             "actions": [_record("action", row, file.start) for row in reversed(store.actions())],
             "alerts": [_record("alert", row, file.start) for row in reversed(store.alerts())],

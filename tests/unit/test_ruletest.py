@@ -240,3 +240,37 @@ def test_a_wrong_settings_key_is_a_located_problem(tmp_path: Path) -> None:
     assert ":5: -: settings: [inventory] on_order_src: Extra inputs are not permitted" in str(
         problems[0]
     )
+
+
+COMMAND_TESTS = """\
+rules: [../rules.yaml]
+masterdata:
+  items:
+    BRG-6204: {reorder_point: 40, reorder_qty: 100}
+tests:
+  - name: a person's commands in a test are applied as the daemon applies them
+    input:
+      - {at: 0s, topic: factory/plant1/stock/BRG-6204, payload: {on_hand: 30}}
+      - {at: 1m, topic: factory/plant1/agent/command, payload: {command: ack, id: 1, by: ana}}
+      - {at: 2m, topic: factory/plant1/agent/command, payload: {command: done, id: 1, by: ana}}
+    expect:
+      alerts: [{rule: reorder-point, status: acknowledged}]
+      actions: [{kind: reorder, status: done}]
+"""
+ALERTING_REORDER_RULE = REORDER_RULE + "      - alert: {message: low}\n"
+
+
+def test_commands_in_a_rule_test_change_the_rows(tmp_path: Path, masterdata: MasterData) -> None:
+    path = write(tmp_path, COMMAND_TESTS, rules=ALERTING_REORDER_RULE)
+    run = run_tests([path], [], masterdata)
+    assert run.ok, "\n".join(report(run))
+
+
+def test_a_refused_command_in_a_rule_test_is_a_failure(
+    tmp_path: Path, masterdata: MasterData
+) -> None:
+    path = write(
+        tmp_path, COMMAND_TESTS.replace("ack, id: 1", "ack, id: 9"), rules=ALERTING_REORDER_RULE
+    )
+    (result,) = run_tests([path], [], masterdata).results
+    assert "input at line 9 was refused: command refused:" in result.failures[0]
