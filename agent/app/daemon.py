@@ -267,7 +267,7 @@ class Daemon:
     def _tick(self, now: datetime) -> None:
         """The scheduler ticks due by `now` (the runner decides which, as in replay)."""
         fed = self.runner.tick_until(now)
-        if fed is not None and fed.changes:
+        if fed is not None and (fed.changes or fed.decisions):  # publish/notify: outbox rows
             self._stored(fed.changes)
 
     def _reload(self, why: str) -> None:
