@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check agent tests bench
 	$(BIN)/mypy --strict agent
 	$(BIN)/lint-imports  # the import contract in pyproject.toml ([tool.importlinter])
+	$(BIN)/python scripts/check_clock.py  # no core module reads the clock (AST check)
 
 broker:
 	scripts/dev-broker.sh

@@ -29,7 +29,9 @@ from agent.errors import ConfigError
 
 DEFAULT_CONFIG_FILE: Final = Path("config/agent.toml")
 ENV_PREFIX: Final = "AGENT_"
-_SECRET_KEYS: Final = frozenset({"mqtt.password", "notify.channels"})
+_SECRET_KEYS: Final = frozenset(
+    {"mqtt.password", "notify.channels", "http.users", "http.session_secret"}
+)
 
 
 def _refuse_bool(expected: str) -> BeforeValidator:
@@ -165,13 +167,6 @@ class InventorySettings(_Section):
     max_reorder_factor: Annotated[Number, Field(gt=0)] = 10.0
 
 
-class HttpSettings(_Section):
-    enabled: bool = False
-    host: Text = "127.0.0.1"
-    port: Annotated[Int, Field(ge=1, le=65535)] = 9464
-    max_message_age_s: Annotated[Number, Field(ge=0)] = 300.0
-
-
 class LogSettings(_Section):
     level: Level = "info"
     format: Format = "auto"
@@ -215,6 +210,9 @@ class RouteSettings(_Section):
     timezone: Text = "UTC"
     group_window_s: Annotated[Number, Field(ge=0)] = 0.0
     digest_cron: str | None = None
+    # Episodes that began and ended in late data (a gateway's backfill): one summary message
+    # per batch ("digest") or a firing and a resolved message each, as live ("page").
+    late_episodes: Literal["digest", "page"] = "digest"
 
     @field_validator("quiet_hours")
     @classmethod
@@ -258,6 +256,11 @@ class NotifySettings(_Section):
     max_attempts: Annotated[Int, Field(ge=1)] = 12
     poll_s: Annotated[Number, Field(gt=0)] = 1.0
     claim_s: Annotated[Number, Field(gt=0)] = 120.0
+    # An alert is late when it fired (or resolved) this long before it was stored: its data
+    # arrived late. A late firing waits `late_hold_s` so that, when the same backfill resolves
+    # it, nobody is paged for what is over (see routes' `late_episodes`).
+    late_after_s: Annotated[Number, Field(ge=0)] = 300.0
+    late_hold_s: Annotated[Number, Field(ge=0)] = 30.0
 
     @model_validator(mode="after")
     def _routes_name_channels(self) -> NotifySettings:
@@ -276,6 +279,39 @@ class NotifySettings(_Section):
         if "mqtt" in self.channels:
             raise ValueError("notify.channels: 'mqtt' is reserved for the agent's publications")
         return self
+
+
+class HttpUser(_Section):
+    """One person of the console: `password_hash` is an argon2 hash (`factory-agent` never
+    stores a password; make one with `python -m agent.http.web.auth`)."""
+
+    name: Text
+    role: Literal["viewer", "operator"] = "viewer"
+    password_hash: Annotated[str, Field(pattern=r"^\$argon2(id|i|d)\$")]
+
+
+class HttpSettings(_Section):
+    enabled: bool = False
+    host: Text = "127.0.0.1"
+    port: Annotated[Int, Field(ge=1, le=65535)] = 9464
+    max_message_age_s: Annotated[Number, Field(ge=0)] = 300.0
+    # The console's pages next to /healthz, /readyz and /metrics (read-only without users).
+    pages: bool = False
+    users: Annotated[list[HttpUser], BeforeValidator(_json_text)] = []
+    # Signs the session cookies; empty: a random one per start (everyone logs in again).
+    session_secret: SecretStr | None = None
+    session_max_age_s: Annotated[Int, Field(gt=0)] = 43_200
+    # Where people reach the console (e.g. https://agent.plant1.example); links use it.
+    public_url: str = ""
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, value: list[HttpUser]) -> list[HttpUser]:
+        names = [user.name for user in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"user names must be unique; twice: {', '.join(twice)}")
+        return value
 
 
 class CommandsSettings(_Section):

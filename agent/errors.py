@@ -6,8 +6,9 @@ AgentError
 ├── RuleError            a rule file is refused; carries every `RuleProblem` found
 ├── ExpressionError      an expression does not parse or type-check (has a column)
 ├── EngineError          the rule engine refused or failed on a fact
-└── StoreError           the database refused a write
-    └── TransitionError  an unknown id or an illegal state change (ack a closed alert)
+├── StoreError           the database failed (unreachable, refused a write): worth retrying
+└── TransitionError      a command refused: unknown id, illegal state change (ack a closed
+                         alert); the database is fine, so retrying cannot help
 """
 
 from __future__ import annotations
@@ -63,5 +64,6 @@ class StoreError(AgentError):
     pass
 
 
-class TransitionError(StoreError):
-    pass
+class TransitionError(AgentError):
+    """Not a StoreError: the daemon retries a StoreError as a database outage, and refuses a
+    command that raised this at once (a dead letter with the reason)."""

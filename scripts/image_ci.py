@@ -10,7 +10,7 @@
    password file, ACL) on a free port.
 4. The agent container as docker-compose.yml starts it, without --init: PID 1 and user 10001,
    /healthz and /readyz, its HEALTHCHECK, a low-stock message becoming a reorder in
-   `factory-agent actions --json`, a message published while it is stopped taken in after the
+   `factory-agent actions --json --all`, a message published while it is stopped taken in after the
    restart with the data volume intact, SIGTERM exiting 0 within daemon.stop_timeout_s.
 5. The compose file's simulator, started the same way, makes decisions inside the stack.
 The agent and simulator containers take their environment, secrets, volumes and command from
@@ -271,8 +271,8 @@ def publish_from_image(broker: Broker, topic: str, payload: dict[str, Any]) -> N
 
 
 def actions() -> list[dict[str, Any]]:
-    """`factory-agent actions --json` inside the agent's container (open reorders included)."""
-    out = run(["podman", "exec", AGENT, "factory-agent", "actions", "--json"])
+    """`factory-agent actions --json --all` inside the agent's container (every status)."""
+    out = run(["podman", "exec", AGENT, "factory-agent", "actions", "--json", "--all"])
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 

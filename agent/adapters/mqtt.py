@@ -5,12 +5,12 @@ Persistent MQTT 5 session, manual QoS 1 acks and TCP backpressure, as measured i
 
 from __future__ import annotations
 
+import functools
 import queue
 import ssl
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent.adapters.alarm import raise_alarm
 from agent.adapters.mqttprobe import diagnose
+from agent.adapters.takeover import TakeoverWatch
 
 log = structlog.get_logger(__name__)
 
@@ -32,9 +34,9 @@ log = structlog.get_logger(__name__)
 _PUT_SLICE_S = 0.1
 # How long `stop()` waits for the DISCONNECT (and the acks before it) to be written.
 _FLUSH_ON_STOP_S = 2.0
-# This many drops of a live connection within the window read as another client with our id.
-_FLAP_DROPS = 3
-_FLAP_WINDOW_S = 30.0
+# Raises an alarm: `(event, reason, *, level=..., **context)`, as `raise_alarm` after its
+# publish and topic (the daemon's publishes it on `{prefix}/{site}/agent/alerts`).
+Alarm = Callable[..., None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class MqttSource:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
         tls: TlsOptions | None = None,
+        alarm: Alarm | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("MqttSource needs a fixed client_id: the session is kept under it")
@@ -107,8 +110,8 @@ class MqttSource:
         self._subscribe_mid: int | None = None
         self._tls = tls
         self._last_failure = ""
-        self._drops: deque[float] = deque()  # when the broker dropped a live connection
-        self._takeover_warned = -float("inf")
+        self._takeover = TakeoverWatch()
+        self._alarm: Alarm = alarm or functools.partial(raise_alarm, None, "")  # log only
         self._client = self._make_client(username, password, reconnect_min_s, reconnect_max_s)
         if tls is not None:
             _use_tls(self._client, tls)
@@ -321,29 +324,26 @@ class MqttSource:
         self._gone.set()
         self._last_failure = ""
         log.info("mqtt_disconnected", reason=str(reason_code), stopping=self._stopping.is_set())
-        if not self._stopping.is_set() and self._taken_over(reason_code):
-            log.warning(
-                "mqtt_session_taken_over",
-                client_id=self.client_id,
-                reason=str(reason_code),
-                drops=len(self._drops),
-                hint="another client connects with the same mqtt.client_id and the broker hands "
-                "it this agent's session (and its queued messages): give each agent its own",
-            )
+        if self._stopping.is_set():
+            return
+        if self._takeover.dropped(time.monotonic(), reason_code == "Session taken over"):
+            self._taken_over(str(reason_code))
 
-    def _taken_over(self, reason_code: ReasonCode) -> bool:
-        """True, at most once a minute, when the broker says another client took the session
-        (MQTT 5 reason 142) or drops this one again and again (Mosquitto 2.0 just closes it)."""
-        now = time.monotonic()
-        self._drops.append(now)
-        while self._drops and now - self._drops[0] > _FLAP_WINDOW_S:
-            self._drops.popleft()
-        if reason_code != "Session taken over" and len(self._drops) < _FLAP_DROPS:
-            return False
-        if now - self._takeover_warned < _FLAP_WINDOW_S * 2:
-            return False
-        self._takeover_warned = now
-        return True
+    def _taken_over(self, reason: str) -> None:
+        """Another client has this agent's client id: the broker hands it the session (and the
+        messages queued in it). A warning and an alarm, once per take-over (TakeoverWatch)."""
+        try:
+            self._alarm(
+                "mqtt_session_taken_over",
+                reason,
+                level="warning",
+                client_id=self.client_id,
+                drops=self._takeover.recent_drops,
+                hint=f"two agents share client id {self.client_id!r}: give each its own "
+                "[mqtt] client_id",
+            )
+        except Exception as exc:  # the network thread must go on
+            log.error("mqtt_takeover_alarm_failed", error=str(exc))
 
     def _mark_disconnected(self) -> None:
         with self._lock:

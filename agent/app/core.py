@@ -44,6 +44,7 @@ from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
 from agent.rulebook.timing import Cron, parse_cron
+from agent.world.machine import arrived_at, plant_now
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
 from agent.world.stock import StockPolicy
@@ -339,8 +340,11 @@ class Core:
         decisions.extend(self._rejudge(steps, now, "tick_fact_failed"))
         for track in self.lifecycle.pending():
             rule = self._rules.get(track.rule_id)
-            if rule is not None and track.due(rule, now):
-                decisions.extend(self._recheck(track, rule, now, ticked=True))
+            if rule is None:
+                continue
+            at = self._plant_now(track, now)  # a `for` runs on its readings' time line
+            if track.due(rule, at):
+                decisions.extend(self._recheck(track, rule, at, ticked=True))
         decisions.extend(self._run_schedules(now))
         self._book_reorders(decisions)
         return decisions
@@ -356,8 +360,14 @@ class Core:
                 log.warning(failed, fact=step.key, error=str(answer))
                 continue
             assert step.fact is not None
-            decisions.extend(self._after_update(step.fact, answer, now, ticked=True))
+            at = plant_now(step.fact, now)
+            decisions.extend(self._after_update(step.fact, answer, at, ticked=True))
         return decisions
+
+    def _plant_now(self, track: Track, now: datetime) -> datetime:
+        """`now` on the time line of a match's facts: the earliest of theirs (see `plant_now`)."""
+        facts = [self.world.get(key) for key in track.facts.values()]
+        return min((plant_now(fact, now) for fact in facts if fact is not None), default=now)
 
     def _reads_change(self, old: Fact, new: Fact) -> bool:
         before, after = old.fields, new.fields
@@ -385,7 +395,8 @@ class Core:
         for fact in list(self.world):
             matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
             decisions.extend(self._decide(matches, now or fact.updated_at))
-        self._set_schedules(keep=self._next_run)
+        # A changed rule's timetable (its schedule or timezone may differ) starts afresh.
+        self._set_schedules(keep={k: v for k, v in self._next_run.items() if k not in changed})
         self._book_reorders(decisions)
         log.info("rules_swapped", rule_set=ruleset.hash, changed=len(changed), tracks_kept=kept)
         return decisions
@@ -443,7 +454,7 @@ class Core:
             if track.key in seen:
                 continue
             rule = self._rules.get(track.rule_id)
-            if rule is not None:
+            if rule is not None and not rule.schedule:  # scheduled: at its times only
                 decisions.extend(self._recheck(track, rule, at, ticked))
         return decisions
 
@@ -528,6 +539,19 @@ class Core:
         facts = self._facts(track.facts)
         if facts is not None and conditions_hold(rule, facts):
             return self._holds(rule, track.facts, facts, at, ticked)
+        return self._stopped(track, rule, facts, at)
+
+    def _stopped(
+        self, track: Track, rule: Rule, facts: Mapping[str, Fact] | None, at: datetime
+    ) -> list[Decision]:
+        """A tracked match whose condition no longer holds at `at`: forget it, keep it firing
+        (between the condition and `resolve_when`), or resolve its alerts.
+
+        Readings dated before the match began (a gateway's backfill ending a `sensor-stale`
+        alert raised while nothing arrived) resolve it when they arrived: an episode cannot end
+        before it began, and it lasted until the data came."""
+        if facts is not None and at < track.since:
+            at = max(track.since, max(arrived_at(fact) for fact in facts.values()))
         if not track.firing:
             self.lifecycle.drop(track)  # pending, and no longer true: it never fires
             return []
@@ -546,7 +570,11 @@ class Core:
         return resolved + closed_records(rule, facts, at, self.ruleset.hash, reason)
 
     def _set_schedules(self, keep: Mapping[str, datetime] | None = None) -> None:
-        self._crons = {r.id: parse_cron(r.schedule) for r in self.ruleset.rules if r.schedule}
+        self._crons = {
+            r.id: parse_cron(r.schedule, r.timezone or None)
+            for r in self.ruleset.rules
+            if r.schedule
+        }
         self._next_run = {
             rule_id: at for rule_id, at in (keep or {}).items() if rule_id in self._crons
         }
@@ -572,15 +600,30 @@ class Core:
         return decisions
 
     def _evaluate_now(self, rule: Rule, now: datetime) -> list[Decision]:
-        """A scheduled rule against the current facts: every tuple of facts that satisfies it."""
+        """A scheduled rule against the current facts, through the lifecycle like any rule: a
+        tuple of facts that satisfies it fires (or repeats, without notifying again, if it held
+        at the last run too); a firing tuple that no longer does resolves by its `resolve_when`
+        (without one, its alert stays for a person to close)."""
         by_kind = {c.alias: [f for f in self.world if f.kind == c.kind] for c in rule.conditions}
         aliases = list(by_kind)
         decisions: list[Decision] = []
+        held: set[TrackKey] = set()
         combos = itertools.product(*(by_kind[a] for a in aliases))
+        looked = 0
         for combo in itertools.islice(combos, MAX_SCHEDULED_TUPLES):
+            looked += 1
             facts = dict(zip(aliases, combo, strict=True))
             if conditions_hold(rule, facts):
-                decisions.extend(decide(rule, facts, now, self.ruleset.hash, self._reorder_factor))
+                keys = {c.alias: facts[c.alias].key for c in rule.conditions}
+                held.add(Lifecycle.key(rule, keys))
+                decisions.extend(self._holds(rule, keys, facts, now))
+        if looked == MAX_SCHEDULED_TUPLES and next(combos, None) is not None:
+            # Not every tuple was looked at: one not seen may still hold, so none resolves.
+            log.warning("schedule_truncated", rule=rule.id, tuples=MAX_SCHEDULED_TUPLES)
+            return decisions
+        for track in self.lifecycle:
+            if track.rule_id == rule.id and track.key not in held:
+                decisions.extend(self._stopped(track, rule, self._facts(track.facts), now))
         log.info("schedule_ran", rule=rule.id, decisions=len(decisions))
         return decisions
 

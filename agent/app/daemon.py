@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from agent.adapters.rulewatch import RuleWatcher
 from agent.app import commands
 from agent.app.clock import Clock, SystemClock
 from agent.app.core import EngineFactory
-from agent.app.machinesync import sync_work_orders
+from agent.app.machinesync import sync_work_orders, work_order_closed
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.plantclock import PlantClock
 from agent.app.policy import Policy
@@ -107,16 +108,25 @@ class Daemon:
             subscriptions=partition_filters(self.topics, parse_sites(settings.mqtt.sites)),
             session_expiry_s=mqtt.session_expiry_s,
             queue_size=mqtt.queue_size,
+            # a session taken over by another agent with this client id: an alarm on MQTT
+            alarm=functools.partial(raise_alarm, self._publish, self.alarm_topic),
         )
         # What the agent publishes (outbox, alarms) goes over a connection of its own: on the
         # subscriber's, a PUBACK waits behind every message of a backlog the broker is sending,
         # and behind a full ingest queue, so alerts stalled exactly when the plant was busiest.
         # Its session is not kept: the outbox retries what was not acknowledged.
         self.outgoing = connection(
-            client_id=f"{mqtt.client_id}-out", subscriptions=[], session_expiry_s=0
+            client_id=f"{mqtt.client_id}-out",
+            subscriptions=[],
+            session_expiry_s=0,
+            alarm=_outgoing_taken_over,
         )
         self.outbox = Outbox(
-            settings.notify, settings.mqtt.topic_prefix, SystemClock(), owner=mqtt.client_id
+            settings.notify,
+            settings.mqtt.topic_prefix,
+            SystemClock(),
+            owner=mqtt.client_id,
+            public_url=settings.http.public_url if settings.http.pages else "",
         )
         self.metrics = metrics or Metrics()
         self.sender = Sender(
@@ -137,6 +147,7 @@ class Daemon:
         self._stop = threading.Event()
         self._store_down = False
         self._acked = 0  # messages acknowledged since start
+        self._out_of_order = 0  # the world's count of out-of-order readings, as last exported
         self._overdue: threading.Timer | None = None  # armed by stop()
         self._generation = 1
         # The first problem of the last master-data change refused ("" when the files load).
@@ -147,6 +158,10 @@ class Daemon:
         # Work for the ingest thread (which owns the engine) from the rule watcher and SIGHUP:
         # ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        # People's commands from the console, applied by the ingest thread like MQTT ones.
+        self._people: queue.SimpleQueue[tuple[commands.Command, Future[dict[str, Any]]]] = (
+            queue.SimpleQueue()
+        )
 
     def _engine_factory(self) -> EngineFactory:
         rules = self.settings.rules
@@ -187,6 +202,13 @@ class Daemon:
         """Reload the rules and master data between two batches (safe from a signal handler or
         another thread)."""
         self._chores.put(("reload", why))
+
+    def submit(self, command: commands.Command) -> Future[dict[str, Any]]:
+        """Hand a command to the ingest thread (safe from any thread); the future gets the row
+        after it, or the TransitionError that refused it."""
+        done: Future[dict[str, Any]] = Future()
+        self._people.put((command, done))
+        return done
 
     def run(self) -> int:
         ruleset = self.policy.ruleset
@@ -257,6 +279,7 @@ class Daemon:
         return self.store.facts(), self.store.tracks(), self.store.firing_alert_keys()
 
     def _do_chores(self) -> None:
+        self._apply_submitted()
         while True:
             try:
                 _, why = self._chores.get_nowait()
@@ -356,9 +379,51 @@ class Daemon:
         )
         if fed.rejected:
             metrics.dead_letter(len(fed.rejected))
+        late = self.pipeline.core.world.out_of_order
+        if late > self._out_of_order:
+            metrics.out_of_order.inc(late - self._out_of_order)
+            self._out_of_order = late
         for change in fed.changes:
             kind = "alert" if change.table == "alert" else str(change.row.get("kind", "action"))
             metrics.decision(kind, change.created)
+
+    def _apply_submitted(self) -> None:
+        """The console's commands, through the same store transition as MQTT commands."""
+        hook = self.outbox.on_changes if self.outbox.active else None
+        while True:
+            try:
+                command, done = self._people.get_nowait()
+            except queue.Empty:
+                return
+            if not done.set_running_or_notify_cancel():
+                continue  # the page gave up waiting
+            at = datetime.now(UTC)
+            try:
+                row = self._retry(
+                    f"apply the command {command.command}",
+                    functools.partial(commands.apply, self.store, command, at, hook),
+                )
+            except TransitionError as exc:
+                log.warning("command_refused", source="console", reason=str(exc))
+                done.set_exception(exc)
+                continue
+            if row is None:
+                done.set_exception(TransitionError("the agent is stopping; try again"))
+                return
+            log.info(
+                "command_applied",
+                command=command.command,
+                table=command.target,
+                id=command.id,
+                by=command.by,
+                status=row["status"],
+                source="console",
+            )
+            closed = work_order_closed(self.pipeline.core, row, at)
+            if closed:
+                self._commit_decisions(closed)
+            done.set_result(row)
+            self.sender.wake()
 
     def _transition(self, command: commands.Command, at: datetime) -> dict[str, Any] | None:
         """Apply one command (and its outbox rows), retrying while the database is down; None
@@ -452,8 +517,6 @@ class Daemon:
         while True:
             try:
                 result = call()
-            except TransitionError:
-                raise  # an illegal change: the database is fine, retrying cannot help
             except StoreError as exc:
                 log.error("store_failed", doing=doing, error=str(exc), retry_in_s=delay, **context)
                 if not self._store_down:
@@ -501,6 +564,13 @@ class _DaemonWork:
 
     def transition(self, command: commands.Command, at: datetime) -> dict[str, Any] | None:
         return self._daemon._transition(command, at)
+
+
+def _outgoing_taken_over(event: str, reason: str, **context: Any) -> None:
+    """The publishing connection (`{client_id}-out`) is taken over along with the subscriber's:
+    the subscriber's alarm is the one raised; this is its consequence, logged at debug level."""
+    context.pop("level", None)
+    log.debug(event, reason=reason, connection="outgoing", **context)
 
 
 def tls_options(mqtt: MqttSettings) -> TlsOptions | None:

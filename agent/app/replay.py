@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ from agent.model import Fact, Outcome, TrackChanges
 from agent.rulebook.engine import DurableEngine
 from agent.store.repository import Store, StoredChange
 
+Progress = Callable[[int], None]
+
 
 class ReplayError(AgentError):
     pass
@@ -42,14 +44,17 @@ class ReplayResult:
     seconds: float
 
 
-def read_recording(path: Path) -> Iterator[Raw]:
-    """Lines of `{"ts", "topic", "payload"}`; payload an object (encoded) or a string (raw)."""
+def read_recording(path: Path, progress: Progress | None = None) -> Iterator[Raw]:
+    """Lines of `{"ts", "topic", "payload"}`; payload an object (encoded) or a string (raw).
+    `progress` is told the characters of each line read (for a progress bar)."""
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(f"{path}: {exc.strerror}") from exc
     with handle:
         for number, text in enumerate(handle, start=1):
+            if progress is not None:
+                progress(len(text))
             if not text.strip():
                 continue
             yield _parse_line(path, number, text)
@@ -89,6 +94,7 @@ def replay(
     inventory: InventorySettings | None = None,
     engine_factory: EngineFactory = DurableEngine,
     ingest: IngestSettings | None = None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
     """`replay_with` on default settings but these (for tests and benchmarks)."""
     base = Settings()
@@ -102,7 +108,7 @@ def replay(
             "inventory": inventory or base.inventory,
         }
     )
-    return replay_with(path, policy, store, settings, engine_factory)
+    return replay_with(path, policy, store, settings, progress, engine_factory)
 
 
 def replay_with(
@@ -110,6 +116,7 @@ def replay_with(
     policy: Policy,
     store: Store,
     settings: Settings,
+    progress: Progress | None = None,
     engine_factory: EngineFactory = DurableEngine,
 ) -> ReplayResult:
     """Run the recording through the daemon's runner on the recorded time: the pipeline the
@@ -129,7 +136,7 @@ def replay_with(
     messages = dead = 0
     started = time.perf_counter()
     try:
-        for batch in _batches(read_recording(path), batch_size):
+        for batch in _batches(read_recording(path, progress), batch_size):
             fed = runner.feed(batch)
             assert fed is not None  # the store here never asks to stop: it raises
             changes.extend(fed.changes)

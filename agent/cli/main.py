@@ -18,11 +18,21 @@ import structlog
 
 from agent import __version__
 from agent.app.policy import load_policy
+from agent.cli.completion import add_arguments as add_completion_arguments
+from agent.cli.completion import answer_if_asked
+from agent.cli.database import (
+    DatabaseUnavailable,
+    open_for_reading,
+    open_for_writing,
+    unavailable,
+)
+from agent.cli.deadletters import BrokerUnavailable
+from agent.cli.deadletters import add_arguments as add_dead_letter_arguments
+from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
-from agent.decisions.report import line, open_spend, record, spend_lines
+from agent.decisions.report import line, record
 from agent.errors import AgentError, RuleError
 from agent.log import configure_logging
-from agent.model import ACTION_STATUSES, ALERT_STATUSES
 from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
@@ -102,19 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command("simulate", "publish a believable factory to the broker (demos, benchmarks)")
     add_simulate_arguments(simulate)
 
-    for table in ("actions", "alerts"):
-        listing = command(table, f"list {table} from the database")
-        statuses = ACTION_STATUSES if table == "actions" else ALERT_STATUSES
-        listing.add_argument(
-            "--status", choices=statuses, help=f"only this status: {', '.join(statuses)}"
-        )
-        listing.add_argument("--json", action="store_true", help="one JSON object per line")
-        if table == "actions":
-            listing.add_argument(
-                "--summary",
-                action="store_true",
-                help="open reorders' value still to come, by supplier",
-            )
+    for table in ("action", "alert"):
+        listing = command(f"{table}s", f"list open {table}s (--all: every status)")
+        add_listing_arguments(listing, table)
+
+    add_dead_letter_arguments(commands)
+    add_completion_arguments(commands)
 
     machines = command(
         "machines", "MTBF, MTTR, downtime and its cost per machine, from the database"
@@ -162,7 +165,14 @@ def _user() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    answer_if_asked(parser)
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        from agent.cli.completion import script
+
+        print(script(args.shell), end="")
+        return EXIT_OK
     try:
         settings = load_settings(args.config)
     except AgentError as exc:
@@ -184,8 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _db_upgrade,
             "simulate": _simulate,
             "machines": _machines,
+            "dead-letters": _dead_letters,
         }[args.command]
         return handler(args, settings)
+    except (DatabaseUnavailable, BrokerUnavailable) as exc:
+        print(f"factory-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED if args.command == "run" else EXIT_INVALID
     except RuleError as exc:
         _print_problems(exc)
         return EXIT_FAILED
@@ -201,7 +215,7 @@ def _change(args: argparse.Namespace, settings: Settings) -> int:
     from agent.app.clock import SystemClock
     from agent.errors import TransitionError
     from agent.notify.outbox import Outbox
-    from agent.store.repository import Store, json_friendly
+    from agent.store.repository import json_friendly
 
     try:
         target, id = _target(args.target)
@@ -211,7 +225,7 @@ def _change(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INVALID
     clock = SystemClock()
     outbox = Outbox(settings.notify, settings.mqtt.topic_prefix, clock)
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_writing(settings, must_exist=True)
     try:
         hook = outbox.on_changes if outbox.active else None
         row = commands.apply(store, cmd, clock.now(), hook)
@@ -250,7 +264,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from agent.adapters.signals import SignalThread
     from agent.app.daemon import Daemon
     from agent.http.observability import start_http
-    from agent.store.repository import Store
 
     log = structlog.get_logger("agent.cli.main")
     try:
@@ -260,7 +273,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             log.error("rule_problem", problem=str(problem))
         _print_problems(exc)
         return EXIT_FAILED
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_writing(settings)
     daemon = Daemon(settings, policy, store)
     # Not on the ingest (main) thread: SIGTERM is honoured even while it sits in a C call.
     signals = SignalThread(daemon.stop, lambda: daemon.request_reload("SIGHUP"))
@@ -326,7 +339,6 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from agent.app.replay import replay_with
-    from agent.store.repository import Store
 
     policy = load_policy(settings, [args.rules] if args.rules else None)
     if args.against is not None:
@@ -334,9 +346,18 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
         old = load_policy(settings, [args.against])
         return backtest(args.file, policy, old, settings, as_json=args.json)
-    store = Store.open(args.db)
+    from agent.cli.progress import REPLAY_BAR_BYTES, adding, bar
+
     try:
-        result = replay_with(args.file, policy, store, settings)
+        size = args.file.stat().st_size
+    except OSError:
+        size = 0  # replay names the problem
+    store = open_for_writing(settings, args.db)
+    try:
+        large = size > REPLAY_BAR_BYTES
+        with bar(f"replay {args.file.name}", size, enabled=large) as show:
+            progress = adding(show) if show is not None else None
+            result = replay_with(args.file, policy, store, settings, progress)
     finally:
         store.close()
     for change in result.changes:
@@ -356,14 +377,19 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.errors import StoreError
     from agent.store.db import open_engine
     from agent.store.migrate import upgrade
 
-    engine = open_engine(settings.database.url, settings.database.sqlite_synchronous)
+    url = settings.database.url
     try:
-        before, after = upgrade(engine)
-    finally:
-        engine.dispose()
+        engine = open_engine(url, settings.database.sqlite_synchronous)
+        try:
+            before, after = upgrade(engine)
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        raise unavailable(url, exc) from exc
     if before == after:
         print(f"schema is up to date (revision {after})")
     else:
@@ -372,36 +398,45 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from agent.cli.progress import bar
     from agent.simulator.run import simulate
 
-    return simulate(args, settings)
+    began = time.monotonic()
+    if args.messages is not None:  # messages sent of --messages
+        with bar("simulate", args.messages, counting=True) as show:
+            return simulate(args, settings, show)
+    if args.duration is not None:  # seconds run of --duration
+        with bar("simulate", args.duration) as show:
+            tell = None if show is None else lambda _sent: show(time.monotonic() - began)
+            return simulate(args, settings, tell)
+    with bar("simulate", None, counting=True) as show:  # no end: the count sent
+        return simulate(args, settings, show)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from agent.store.repository import Store, json_friendly
+    from agent.cli.listing import run_listing, statuses_wanted
+    from agent.store.repository import json_friendly
 
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
-    try:
-        table = "action" if args.command == "actions" else "alert"
-        rows: list[dict[str, Any]] = (
-            store.actions(args.status) if table == "action" else store.alerts(args.status)
-        )
-    finally:
-        store.close()
-    if getattr(args, "summary", False):
-        summary = open_spend([json_friendly(row) for row in rows])
-        if args.json:
-            for entry in summary:
-                print(json.dumps(entry))
-        else:
-            print("\n".join(spend_lines(summary)))
-        return EXIT_OK
-    for row in rows:
-        rec = record(table, json_friendly(row))
-        print(json.dumps(rec, default=str) if args.json else line(rec))
-    if not rows and not args.json:
-        print(f"no {args.command}" + (f" with status {args.status}" if args.status else ""))
-    return EXIT_OK
+    table = "action" if args.command == "actions" else "alert"
+    statuses = statuses_wanted(table, args)
+
+    def read() -> list[dict[str, Any]]:
+        """The rows of the wanted statuses only (the database filters), newest first."""
+        with open_for_reading(settings) as store:
+            rows = store.actions if table == "action" else store.alerts
+            found = rows() if statuses is None else [r for s in statuses for r in rows(s)]
+        found.sort(key=lambda row: row["id"], reverse=True)
+        return [json_friendly(row) for row in found]
+
+    return run_listing(table, args.command, read, args)
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.cli.deadletters import run
+
+    return run(args, settings)
 
 
 def _machines(args: argparse.Namespace, settings: Settings) -> int:
@@ -409,13 +444,12 @@ def _machines(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from agent.decisions.reliability import figure_lines, machine_figures, period_of
-    from agent.store.repository import Store
     from agent.world.masterdata import load_masterdata
 
     masterdata = load_masterdata(
         Path(settings.masterdata.items), Path(settings.masterdata.machines)
     )
-    store = Store.open(settings.database.url, settings.database.sqlite_synchronous)
+    store = open_for_reading(settings)
     try:
         actions, alerts = store.actions(), store.alerts()
     finally:

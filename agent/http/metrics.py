@@ -107,6 +107,12 @@ class Metrics:
             "Times the rule engine worker was restarted after it died or hung.",
             registry=r,
         )
+        self.out_of_order = Counter(
+            "factory_agent_out_of_order_readings",
+            "Readings older than their subject's latest (redeliveries, late gateways): not taken "
+            "for the current state, but counted as arrivals (the subject is not silent).",
+            registry=r,
+        )
         self.last_message_age = Gauge(
             "factory_agent_last_message_age_seconds",
             "Seconds since the last message (since start while none came).",

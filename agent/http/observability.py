@@ -1,12 +1,14 @@
 """Wires the daemon to the HTTP edge: which readiness checks exist and what each one looks at.
 
-`start_http(settings, daemon)` returns the running server, or None when `[http] enabled = false`.
+`start_http(settings, daemon)` returns the running server, or None when `[http] enabled = false`;
+with `[http] pages = true` it serves the console too, its buttons applied by the ingest thread.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
@@ -14,6 +16,7 @@ from prometheus_client import Gauge
 from agent.config import HttpSettings
 from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
 from agent.http.server import HealthServer
+from agent.http.web.routes import Console, ConsoleUnavailable
 
 if TYPE_CHECKING:
     from agent.app.daemon import Daemon
@@ -87,11 +90,43 @@ def watch_readiness(
     gauge.set_function(value)
 
 
+# A button waits this long for the ingest thread to apply its command.
+COMMAND_WITHIN_S = 10.0
+
+
+class DaemonConsoleData:
+    """The console's view of a running daemon: rows from the store, commands via its queue."""
+
+    def __init__(self, daemon: Daemon, within_s: float = COMMAND_WITHIN_S) -> None:
+        self._daemon = daemon
+        self._within_s = within_s
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self._daemon.store.alerts()
+
+    def actions(self) -> list[dict[str, Any]]:
+        return self._daemon.store.actions()
+
+    def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
+        from agent.app.commands import command as checked
+
+        done = self._daemon.submit(checked(command, id, by, target=target))
+        try:
+            return done.result(self._within_s)
+        except FutureTimeout:
+            done.cancel()
+            raise ConsoleUnavailable(
+                f"the agent did not apply {command} within {self._within_s:.0f} s; "
+                "look at the alerts list before trying again"
+            ) from None
+
+
 def start_http(settings: HttpSettings, daemon: Daemon) -> HealthServer | None:
     if not settings.enabled:
         return None
     checks = readiness_checks(daemon, settings.max_message_age_s)
     watch_readiness(daemon.metrics.ready, checks)
-    server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks)
+    console = Console(settings, DaemonConsoleData(daemon)) if settings.pages else None
+    server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks, console)
     server.start()
     return server

@@ -12,13 +12,14 @@ from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.config import RouteSettings
 from agent.errors import StoreError
 from agent.notify.outbox import Outbox
 from agent.notify.routes import matches, subject_of
-from agent.rulebook.timing import crontab_trigger
+from agent.rulebook.timing import Cron, parse_cron
 from agent.store.repository import Store
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,24 @@ def _counts(counter: Counter[str]) -> str:
     return "(" + ", ".join(f"{k} {n}" for k, n in sorted(counter.items())) + ")" if counter else ""
 
 
+class CronSchedule(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler 3 trigger that fires on a `Cron` (so with its DST rules), for jobs such as
+    the route digests."""
+
+    def __init__(self, cron: Cron) -> None:
+        self.cron = cron
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None:
+            return self.cron.next_after(previous_fire_time)
+        return self.cron.next_at(now)
+
+    def __str__(self) -> str:
+        return f"cron[{self.cron.text!r}, {self.cron.zone or 'UTC'}]"
+
+
 class DigestSchedule:
     """One cron job per route with `digest_cron`; each writes the digest into the outbox."""
 
@@ -75,7 +94,7 @@ class DigestSchedule:
         scheduler = BackgroundScheduler(timezone="UTC")
         for route in routes:
             assert route.digest_cron is not None
-            trigger = crontab_trigger(route.digest_cron, timezone=route.timezone)
+            trigger = CronSchedule(parse_cron(route.digest_cron, route.timezone))
             scheduler.add_job(self.send, trigger, args=[route], id=f"digest-{route.name}")
         scheduler.start()
         self._scheduler = scheduler

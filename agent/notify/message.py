@@ -17,11 +17,20 @@ _DETAILS = ("priority", "supplier", "cost")
 _SUBJECT_WORDS = {"reorder": "SKU", "work_order": "Machine", "idle_capacity": "Machine"}
 
 
-def render(table: str, row: Mapping[str, Any], event: str, topic_prefix: str) -> tuple[str, str]:
-    """(title, body) for one alert or action row and the event that is told (firing, ...)."""
-    if table == "alert":
-        return _alert(row, event, topic_prefix)
-    return _action(row, event, topic_prefix)
+def render(
+    table: str, row: Mapping[str, Any], event: str, topic_prefix: str, public_url: str = ""
+) -> tuple[str, str]:
+    """(title, body) for one alert or action row and the event that is told (firing, ...);
+    with the console's `public_url`, the body ends with a link to the row on its page."""
+    title, body = (_alert if table == "alert" else _action)(row, event, topic_prefix)
+    if public_url:
+        body += f"\nOpen: {console_link(public_url, table, int(row['id']))}"
+    return title, body
+
+
+def console_link(public_url: str, table: str, id: int) -> str:
+    """The row on the console's alerts or actions page (every status shown, so it is there)."""
+    return f"{public_url.rstrip('/')}/{table}s?status=all#{table}-{id}"
 
 
 def render_group(items: Sequence[tuple[str, str]], route: str) -> tuple[str, str]:

@@ -57,9 +57,15 @@ class Outbox:
     """Writes and reads outbox rows; holds no connection of its own (the caller's transaction)."""
 
     def __init__(
-        self, settings: NotifySettings, topic_prefix: str, clock: Clock, owner: str = "agent"
+        self,
+        settings: NotifySettings,
+        topic_prefix: str,
+        clock: Clock,
+        owner: str = "agent",
+        public_url: str = "",
     ) -> None:
         self.settings = settings
+        self.public_url = public_url  # the console's address: messages link to their row
         self.owner = owner  # who claims rows: the agent's MQTT client id, unique per agent
         self.topic_prefix = topic_prefix
         self.clock = clock
@@ -80,6 +86,7 @@ class Outbox:
         """
         now = self.clock.now()
         wanted: dict[str, Callable[[], dict[str, Any] | None]] = {}
+        past: dict[tuple[str, str], list[StoredChange]] = {}  # late episodes over, per route
         for change in changes:
             if self.settings.publish_mqtt:
                 key = f"{MQTT}/{change.table}/{change.id}/{change.row['status']}"
@@ -87,16 +94,62 @@ class Outbox:
             event = _event(change)
             if event is None or not self.routes:
                 continue
+            late = event in ("firing", "resolved") and self._late(change.row, event, now)
             for route in matching(self.settings.routes, subject_of(change.table, change.row)):
                 if event == "resolved" and not route.send_resolved:
                     continue
+                quiet = late and route.late_episodes == "digest"
                 for channel in route.channels:
+                    told = quiet and event == "resolved"
+                    if told and not _was_sent(connection, change.id, route, channel):
+                        # Began and ended in late data: its firing is held and now skipped;
+                        # one summary line instead of a page.
+                        past.setdefault((route.name, channel), []).append(change)
+                        continue
                     key = _notice_key(route, channel, change, event)
-                    build = partial(self._notice, connection, route, channel, change, event, now)
+                    hold = quiet and event == "firing"
+                    build = partial(
+                        self._notice, connection, route, channel, change, event, now, hold
+                    )
                     wanted.setdefault(key, build)
         known = _existing_keys(connection, list(wanted))
         rows = [build() for key, build in wanted.items() if key not in known]
+        rows += [self._late_summary(self.routes[r], c, over, now) for (r, c), over in past.items()]
         self._insert(connection, [row for row in rows if row is not None])
+
+    def _late(self, row: Mapping[str, Any], event: str, now: datetime) -> bool:
+        """Whether an alert fired (or resolved) from late data: long before it is stored."""
+        at = _as_time(row.get("resolved_at" if event == "resolved" else "first_seen"))
+        return at is not None and (now - at).total_seconds() > self.settings.late_after_s
+
+    def _late_summary(
+        self, route: RouteSettings, channel: str, over: list[StoredChange], now: datetime
+    ) -> dict[str, Any]:
+        """One message for the episodes that began and ended in late data."""
+        lines = []
+        for change in over:
+            row = change.row
+            began, ended = _as_time(row.get("first_seen")), _as_time(row.get("resolved_at"))
+            span = f"{began:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC" if began and ended else ""
+            lines.append(
+                f"- #{change.id} {row['severity']} {row['subject']}: {row['message']} ({span})"
+            )
+        ids = [change.id for change in over]
+        return self._row(
+            dedup_key=f"{route.name}/{channel}/late/{min(ids)}-{max(ids)}/{len(ids)}",
+            channel=channel,
+            route=route.name,
+            event="late",
+            ref=(None, None),
+            severity=None,
+            topic=None,
+            title=f"{len(over)} episode{'s' if len(over) != 1 else ''} from late data, "
+            "over before their data arrived",
+            body="Readings that arrived late (a gateway's backfill) held these episodes; each "
+            "began and ended before the data came, so nobody was paged:\n" + "\n".join(lines),
+            now=now,
+            not_before=now,
+        )
 
     def on_decisions(
         self, connection: Connection, decisions: Sequence[PublishDecision | NotifyDecision]
@@ -179,10 +232,16 @@ class Outbox:
         change: StoredChange,
         event: str,
         now: datetime,
+        hold: bool = False,
     ) -> dict[str, Any] | None:
         if event == "resolved" and not _was_told(connection, change.id, route, channel):
             return None  # never told it fired (e.g. resolved while pending): nothing to undo
-        return self.notification(connection, route, channel, change, event, now)
+        row = self.notification(connection, route, channel, change, event, now)
+        if hold:  # a late firing: if the same backfill resolves it, it is skipped unsent
+            row["not_before"] = max(
+                row["not_before"], now + timedelta(seconds=self.settings.late_hold_s)
+            )
+        return row
 
     def notification(
         self,
@@ -194,7 +253,7 @@ class Outbox:
         now: datetime,
         number: int = 0,
     ) -> dict[str, Any]:
-        title, body = render(change.table, change.row, event, self.topic_prefix)
+        title, body = render(change.table, change.row, event, self.topic_prefix, self.public_url)
         severity = change.row.get("severity")
         return self._row(
             dedup_key=_notice_key(route, channel, change, event, number),
@@ -470,6 +529,31 @@ def _existing_keys(connection: Connection, keys: list[str]) -> set[str]:
         statement = select(outbox_table.c.dedup_key).where(outbox_table.c.dedup_key.in_(chunk))
         found.update(connection.scalars(statement))
     return found
+
+
+def _was_sent(connection: Connection, alert_id: int, route: RouteSettings, channel: str) -> bool:
+    """Whether this alert's firing message has gone out on the route and channel."""
+    found = connection.scalar(
+        select(func.count())
+        .select_from(outbox_table)
+        .where(
+            outbox_table.c.ref_table == "alert",
+            outbox_table.c.ref_id == alert_id,
+            outbox_table.c.route == route.name,
+            outbox_table.c.channel == channel,
+            outbox_table.c.event == "firing",
+            outbox_table.c.status == "sent",
+        )
+    )
+    return bool(found)
+
+
+def _as_time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value)
+    return None
 
 
 def _was_told(connection: Connection, alert_id: int, route: RouteSettings, channel: str) -> bool:

@@ -135,6 +135,19 @@ _TOKEN = re.compile(
 )
 
 _ESCAPES: Final = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+# Operators of other languages (the rule loader's hint says what this one writes instead).
+FOREIGN_OPERATORS: Final = ("&&", "||", "&", "|", "!", "=")
+
+
+def _bad_character(text: str, pos: int) -> str:
+    """Why the character at `pos` starts no token, in the words of the mistake it usually is."""
+    char = text[pos]
+    if char in "\"'":
+        return f"this quote {char} is never closed"
+    for candidate in (text[pos : pos + 2], char):
+        if candidate in FOREIGN_OPERATORS:
+            return f"{candidate!r} is not an operator"
+    return f"unexpected character {char!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +163,7 @@ def _tokenize(text: str) -> list[_Token]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
-            raise ExpressionError(f"unexpected character {text[pos]!r}", pos + 1)
+            raise ExpressionError(_bad_character(text, pos), pos + 1)
         kind = m.lastgroup or ""
         if kind != "ws":
             tokens.append(_Token(kind, m.group(), pos + 1))
@@ -199,9 +212,12 @@ class _Parser:
         token = self.peek()
         return token.kind in ("op", "name") and token.text in texts
 
-    def expect(self, text: str) -> _Token:
+    def expect(self, text: str, opening: _Token | None = None) -> _Token:
+        """The token `text`; `opening` is the bracket it closes, named when it is missing."""
         token = self.peek()
         if token.text != text or token.kind not in ("op", "name"):
+            if token.kind == "end" and opening is not None:
+                raise ExpressionError(f"this {opening.text!r} is never closed", opening.col)
             found = repr(token.text) if token.kind != "end" else "the end"
             raise ExpressionError(f"expected {text!r}, found {found}", token.col)
         return self.take()
@@ -215,6 +231,8 @@ class _Parser:
         node = self.parse_or()
         token = self.peek()
         if token.kind != "end":
+            if token.text in (")", "]"):
+                raise ExpressionError(f"this {token.text!r} closes nothing", token.col)
             raise ExpressionError(f"unexpected {token.text!r}", token.col)
         return node
 
@@ -300,7 +318,7 @@ class _Parser:
         if token.kind == "op" and token.text == "(":
             self.enter(token.col)
             node = self.parse_or()
-            self.expect(")")
+            self.expect(")", token)
             self.depth -= 1
             return node
         if token.kind == "op" and token.text == "[":
@@ -318,7 +336,7 @@ class _Parser:
             while self.at(","):
                 self.take()
                 items.append(self.parse_or())
-        self.expect("]")
+        self.expect("]", opening)
         self.depth -= 1
         return ListOf(tuple(items), opening.col)
 
@@ -355,7 +373,7 @@ class _Parser:
             raise ExpressionError(
                 f"unknown function {name!r}; known: {', '.join(sorted(FUNCTIONS))}", token.col
             )
-        self.expect("(")
+        opening = self.expect("(")
         self.enter(token.col)
         args: list[Node] = []
         if not self.at(")"):
@@ -363,7 +381,7 @@ class _Parser:
             while self.at(","):
                 self.take()
                 args.append(self.parse_or())
-        self.expect(")")
+        self.expect(")", opening)
         self.depth -= 1
         low, high = FUNCTIONS[name]
         if not low <= len(args) <= high:

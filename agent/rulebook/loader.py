@@ -21,7 +21,7 @@ from agent.rulebook import expr
 from agent.rulebook.fields import FactSchema
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule, RuleSet
 from agent.rulebook.template import Template, parse_template
-from agent.rulebook.timing import parse_cron, parse_duration
+from agent.rulebook.timing import parse_cron, parse_duration, zone_named
 from agent.rulebook.yamlsrc import (
     MAX_RULE_FILE_BYTES,
     LineList,
@@ -43,6 +43,7 @@ RULE_KEYS: Final = frozenset(
         "resolve_when",
         "repeat",
         "schedule",
+        "timezone",
     }
 )
 RULE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -114,6 +115,8 @@ PARAM_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+# Rule keys that, indented under `when`, read as an alias (`key` could be a real alias).
+_MISPLACED_KEYS: Final = RULE_KEYS - {"id", "description", "key"}
 _UNKNOWN_FIELD: Final = re.compile(r"unknown field '(?:(\w+)\.)?(\w+)'")
 
 
@@ -124,9 +127,11 @@ class _FileContext:
     problems: list[RuleProblem] = field(default_factory=list)
     # What went wrong earlier in the current rule, so that its consequences are not reported as
     # problems of their own (one problem per root cause):
-    misspelt: set[str] = field(default_factory=set)  # rule keys reported as misspelt
+    misspelt: set[str] = field(default_factory=set)  # rule keys reported misspelt or misplaced
     when_failed: bool = False  # `when` as a whole is missing or malformed: no alias is known
     broken_aliases: set[str] = field(default_factory=set)  # aliases whose condition is wrong
+    unknown_aliases: set[str] = field(default_factory=set)  # undeclared aliases reported
+    entry_keys: frozenset[str] = frozenset()  # the keys the current rule has
 
     def problem(self, line: int, reason: str, hint: str = "") -> None:
         self.problems.append(RuleProblem(self.file, line, self.rule_id, reason, hint))
@@ -134,12 +139,22 @@ class _FileContext:
     def start_rule(self, rule_id: str) -> None:
         self.rule_id = rule_id
         self.misspelt, self.when_failed, self.broken_aliases = set(), False, set()
+        self.unknown_aliases = set()
 
     def follows_from_when(self, alias: str | None) -> bool:
-        """Whether an unknown alias is a consequence of a `when` problem reported already."""
-        if self.when_failed:
+        """Whether an unknown alias is a consequence of a `when` problem reported already: any
+        broken condition may be the one meant to declare it."""
+        return self.when_failed or bool(self.broken_aliases)
+
+    def reported_alias(self, alias: str | None, kinds: Mapping[str, str]) -> bool:
+        """For an undeclared alias: whether it was reported already in this rule (each use of a
+        misspelt alias is one mistake, reported at its first use). Records it otherwise."""
+        if alias is None or alias in kinds:
+            return False
+        if alias in self.unknown_aliases:
             return True
-        return alias in self.broken_aliases if alias is not None else bool(self.broken_aliases)
+        self.unknown_aliases.add(alias)
+        return False
 
     def expression_problem(
         self,
@@ -156,6 +171,8 @@ class _FileContext:
         if m:
             alias = m.group(1) or own
             if alias not in kinds and self.follows_from_when(alias):
+                return
+            if self.reported_alias(alias, kinds):
                 return
         self.problem(line, f"{what}: {exc}", _field_hint(exc, schema, kinds, own))
 
@@ -232,7 +249,7 @@ def _parse_file(text: str, ctx: _FileContext, schema: FactSchema) -> list[tuple[
         document = load_yaml(text)
     except YamlProblem as exc:
         ctx.rule_id = _rule_id_before(text, exc.line)
-        hint = "check indentation and quoting around this line" if exc.syntax else ""
+        hint = exc.hint or ("check indentation and quoting around this line" if exc.syntax else "")
         ctx.problem(exc.line, exc.reason, hint)
         return []
     if document is None:
@@ -278,13 +295,15 @@ def _parse_rule(
         return None
     rule_id = entry.get("id")
     if not isinstance(rule_id, str) or not RULE_ID.fullmatch(rule_id):
+        reason = "a rule needs an `id`" if rule_id is None else f"invalid rule id {rule_id!r}"
         ctx.problem(
             entry.lines.get("id", line),
-            f"missing or invalid rule id {rule_id!r}",
+            reason,
             "ids are letters, digits, '-', '_' and '.', e.g. `reorder-point`",
         )
         return None
     ctx.start_rule(rule_id)
+    ctx.entry_keys = frozenset(str(k) for k in entry)
     for key in entry:
         if key not in RULE_KEYS:
             close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
@@ -297,15 +316,23 @@ def _parse_rule(
             )
     description = entry.get("description", "")
     if not isinstance(description, str):
-        ctx.problem(entry.lines["description"], "description must be text")
+        ctx.problem(
+            entry.lines["description"],
+            f"description: expected text, got {_described(description)}",
+            "quote it if it holds ': ' or starts with [ or {",
+        )
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
-        ctx.problem(entry.lines["enabled"], "enabled must be true or false")
+        ctx.problem(
+            entry.lines["enabled"],
+            f"enabled: expected true or false, got {_described(enabled)}",
+            "`enabled: false` keeps the rule in the file without running it",
+        )
     severity = entry.get("severity", "warning")
-    if severity not in SEVERITIES:
+    if not isinstance(severity, str) or severity not in SEVERITIES:
         ctx.problem(
             entry.lines.get("severity", line),
-            f"unknown severity {severity!r}",
+            f"severity must be one of {', '.join(SEVERITIES)}; got {_described(severity)}",
             choice_hint(severity, SEVERITIES),
         )
     key_template = _parse_key(entry, ctx)
@@ -321,7 +348,7 @@ def _parse_rule(
         return None
     if resolve is False or resolve is True:
         return None
-    for_s, repeat_s, schedule = timing
+    for_s, repeat_s, schedule, timezone = timing
     rule = Rule(
         rule_id,
         str(description),
@@ -337,6 +364,7 @@ def _parse_rule(
         resolve_text=resolve[1] if resolve else "",
         repeat_s=repeat_s,
         schedule=schedule,
+        timezone=timezone,
         fingerprint=_fingerprint(entry),
     )
     return rule, enabled is True
@@ -349,8 +377,9 @@ def _fingerprint(entry: LineMap) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | None, str] | None:
-    """`for`, `repeat` and `schedule`: (for seconds, repeat seconds or None, cron text)."""
+def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | None, str, str] | None:
+    """`for`, `repeat`, `schedule` and its `timezone`: (for seconds, repeat seconds or None, cron
+    text, IANA zone name or "")."""
     ok = True
     values: dict[str, float | None] = {"for": 0.0, "repeat": None}
     for name in ("for", "repeat"):
@@ -364,7 +393,21 @@ def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | Non
     if values["repeat"] == 0:
         ctx.problem(entry.lines["repeat"], "repeat: must be longer than 0s")
         ok = False
-    schedule = ""
+    schedule, timezone = "", ""
+    if "timezone" in entry:
+        if "schedule" not in entry:
+            ctx.problem(
+                entry.lines["timezone"],
+                "`timezone` applies to a `schedule` only",
+                "add a schedule, or drop the timezone (shift times take the calendar's timezone)",
+            )
+            ok = False
+        else:
+            try:
+                timezone = zone_named(entry["timezone"]).key
+            except ValueError as exc:
+                ctx.problem(entry.lines["timezone"], str(exc), "an IANA name, e.g. Europe/Berlin")
+                ok = False
     if "schedule" in entry:
         try:
             schedule = parse_cron(entry["schedule"]).text
@@ -380,7 +423,7 @@ def _parse_timing(entry: LineMap, ctx: _FileContext) -> tuple[float, float | Non
             ok = False
     if not ok:
         return None
-    return values["for"] or 0.0, values["repeat"], schedule
+    return values["for"] or 0.0, values["repeat"], schedule, timezone
 
 
 def _parse_resolve_when(
@@ -428,10 +471,11 @@ def _parse_when(
     if not isinstance(when, LineMap) or not when:
         ctx.when_failed = True
         if not ("when" not in entry and "when" in ctx.misspelt):  # else reported as misspelt
+            hint = 'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`'
+            if isinstance(when, LineList):
+                hint = "write the conditions as `alias: expression` lines, without '-'"
             ctx.problem(
-                when_line,
-                "`when` must name at least one condition: `alias: expression`",
-                'e.g. `when: {stock: kind == "stock" and projected <= reorder_point}`',
+                when_line, "`when` must name at least one condition: `alias: expression`", hint
             )
         return None, {}
     if "any" not in when:
@@ -485,14 +529,27 @@ def _parse_conditions(
             ctx.problem(cond_line, f"invalid alias {alias!r}", "an alias is a short name: m, stock")
             ctx.broken_aliases.add(str(alias))
             continue
+        if alias in _MISPLACED_KEYS and alias not in ctx.entry_keys:
+            ctx.problem(
+                cond_line,
+                f"`{alias}` is indented as a part of `when`",
+                f"`{alias}` is a key of the rule: line it up with `when`",
+            )
+            ctx.misspelt.add(alias)  # not "missing" as well
+            ctx.broken_aliases.add(alias)
+            continue
         if not isinstance(text, str):
-            ctx.problem(cond_line, f"condition {alias!r} must be an expression in quotes or plain")
+            ctx.problem(
+                cond_line,
+                f"condition {alias!r}: expected an expression, got {_described(text)}",
+                _condition_hint(alias, text),
+            )
             ctx.broken_aliases.add(alias)
             continue
         try:
             node = expr.parse(text)
         except ExpressionError as exc:
-            ctx.problem(cond_line, f"condition {alias!r}: {exc}")
+            ctx.problem(cond_line, f"condition {alias!r}: {exc}", expression_hint(exc.message))
             ctx.broken_aliases.add(alias)
             continue
         kind = _declared_kind(node)
@@ -501,7 +558,7 @@ def _parse_conditions(
             ctx.problem(
                 cond_line,
                 f"condition {alias!r} does not say which facts it is about",
-                'start it with `kind == "stock"` or `kind == "machine"`',
+                _kind_hint(node),
             )
             continue
         kinds[alias] = kind
@@ -523,6 +580,42 @@ def _parse_conditions(
             continue
         conditions.append(Condition(alias, kinds[alias], node, text, cond_line))
     return (conditions if len(conditions) == len(parsed) else None), kinds
+
+
+def _condition_hint(alias: str, value: Any) -> str:
+    if isinstance(value, LineList) and difflib.get_close_matches(alias, ["any"], n=1):
+        return "did you mean `any:`? (a list of alternatives)"
+    return 'a condition is `alias: expression`, e.g. `m: kind == "machine" and temp_c > 80`'
+
+
+def _kind_hint(node: expr.Node) -> str:
+    """For a condition without `kind == ...`: the near miss it holds (`kind == "machin"`,
+    `knd == "machine"`), if any."""
+    for term in expr.conjuncts(node):
+        if not (isinstance(term, expr.Binary) and term.op == "=="):
+            continue
+        for a, b in ((term.left, term.right), (term.right, term.left)):
+            if not (isinstance(a, expr.Field) and isinstance(b, expr.Literal)):
+                continue
+            if a.alias is None and a.name == "kind":
+                return f"unknown kind {b.value!r}: {choice_hint(b.value, FACT_KINDS)}"
+            if b.value in FACT_KINDS and difflib.get_close_matches(a.name, ["kind"], n=1):
+                return f"did you mean `kind == {json.dumps(b.value)}`?"
+    return 'start it with `kind == "stock"` or `kind == "machine"`'
+
+
+def _described(value: Any) -> str:
+    """A YAML value as a person wrote it: 'abc', 3, a list, a mapping, true, nothing."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return _yaml(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _declared_kind(node: expr.Node) -> FactKind | None:
@@ -557,11 +650,21 @@ def _field_hint(
 ) -> str:
     m = _UNKNOWN_FIELD.match(exc.message)
     if not m:
-        return type_hint(exc.message)
+        return expression_hint(exc.message)
     alias = m.group(1) or own
     if alias not in kinds:
-        return f"{alias!r} is not an alias of this rule; aliases: {', '.join(kinds)}"
-    return _suggest(m.group(2), schema.names(kinds[alias or ""]), f"{kinds[alias or '']} fields")
+        close = difflib.get_close_matches(str(alias), list(kinds), n=1, cutoff=0.5)
+        if not close and len(kinds) == 1:  # `m.machine` in a rule whose only alias is `machine`
+            close = list(kinds)
+        known = ", ".join(kinds) or "none"
+        if close:
+            return f"{alias!r} is not an alias of this rule: did you mean {close[0]!r}?"
+        return f"{alias!r} is not an alias of this rule; aliases: {known}"
+    kind = kinds[alias or ""]
+    if m.group(1) is None and not difflib.get_close_matches(m.group(2), schema.names(kind), n=1):
+        word = m.group(2)  # `state == down`: text without quotes, most likely
+        return f'{word!r} is no {kind} field: if it is text, write it in quotes: "{word}"'
+    return _suggest(m.group(2), schema.names(kind), f"{kind} fields")
 
 
 def choice_hint(value: Any, choices: Iterable[Any]) -> str:
@@ -571,6 +674,48 @@ def choice_hint(value: Any, choices: Iterable[Any]) -> str:
     if close:
         return f"did you mean {close[0]!r}?"
     return f"expected one of: {', '.join(shown)}"
+
+
+# What to do about a mistake in how an expression is written (its message starts with the key).
+_SYNTAX_HINTS: Final = (
+    ("this '(' is never closed", "add the ')' that ends the group or the call"),
+    ("this '[' is never closed", "end the list with ']'"),
+    ("this ')' closes nothing", "remove it, or add the '(' it was meant to close"),
+    ("this ']' closes nothing", "remove it, or add the '[' it was meant to close"),
+    ('this quote " is never closed', 'end the text with "'),
+    ("this quote ' is never closed", "end the text with '"),
+    ("'&&' is not an operator", "write `and`"),
+    ("'||' is not an operator", "write `or`"),
+    ("'&' is not an operator", "write `and`"),
+    ("'|' is not an operator", "write `or`"),
+    ("'!' is not an operator", "write `not`, or `!=` for 'not equal'"),
+    ("'=' is not an operator", "compare with `==`"),
+    ("expected a value, found the end", "the expression stops after an operator: complete it"),
+    (
+        "unexpected character",
+        "expressions use letters, digits, quotes and the operators == != < <= > >= + - * /",
+    ),
+    (
+        "unexpected '",
+        "an operator (and, or, ==, +, ...) is missing before it; numbers are written without "
+        "units or separators: 1000, not 1,000 pcs",
+    ),
+)
+_UNKNOWN_FUNCTION: Final = re.compile(r"unknown function '(\w+)'")
+
+
+def expression_hint(message: str) -> str:
+    """What to do about a problem the expression parser or checker reports ("" if nothing)."""
+    for start, hint in _SYNTAX_HINTS:
+        if message.startswith(start):
+            return hint
+    m = _UNKNOWN_FUNCTION.match(message)
+    if m:
+        if m.group(1) in ("avg", "mean", "average"):
+            return "averages are fields, e.g. `temp_c_avg` over the machine's avg_window_min"
+        close = difflib.get_close_matches(m.group(1), sorted(expr.FUNCTIONS), n=1)
+        return f"did you mean {close[0]!r}?" if close else ""
+    return type_hint(message)
 
 
 def type_hint(message: str) -> str:
@@ -627,18 +772,20 @@ def _parse_then(
     then_line = entry.lines.get("then", line)
     if not isinstance(then, LineList) or not then:
         if not ("then" not in entry and "then" in ctx.misspelt):  # else reported as misspelt
-            ctx.problem(
-                then_line, "`then` must be a list of actions", f"actions: {', '.join(ACTIONS)}"
-            )
+            hint = f"actions: {', '.join(ACTIONS)}"
+            if isinstance(then, LineMap):
+                hint = "write each action as a list item: `- alert: {message: ...}`"
+            ctx.problem(then_line, "`then` must be a list of actions", hint)
         return None
     actions: list[ActionSpec] = []
     for item_line, item in zip(then.lines, then, strict=True):
         if not isinstance(item, LineMap) or len(item) != 1:
-            ctx.problem(
-                item_line,
-                "each action is one `kind: {parameters}` entry",
-                f"actions: {', '.join(ACTIONS)}",
-            )
+            reason, hint = "each action is one `kind: {parameters}` entry", ""
+            first = next(iter(item), None) if isinstance(item, LineMap) else None
+            if first in ACTIONS and item[first] is None:
+                reason = f"{first}: its parameters are not indented under it"
+                hint = f"indent them further than `{first}:`"
+            ctx.problem(item_line, reason, hint or f"actions: {', '.join(ACTIONS)}")
             continue
         ((kind, params),) = item.items()
         if kind not in ACTIONS:
@@ -668,12 +815,14 @@ def _parse_action(
 ) -> ActionSpec | None:
     specs = ACTIONS[kind]
     parsed: dict[str, Param] = {}
+    misspelt: set[str] = set()  # parameters reported as misspelt: not "missing" as well
     ok = True
     only = next(iter(kinds)) if len(kinds) == 1 else None
     for name, value in params.items():
         at = params.lines.get(name, line)
         spec = specs.get(name)
         if spec is None:
+            misspelt.update(difflib.get_close_matches(str(name), specs, n=1))
             ctx.problem(
                 at,
                 f"{kind}: unknown parameter {name!r}",
@@ -697,9 +846,9 @@ def _parse_action(
             parsed[name] = Param(name, choice=PARAM_DEFAULTS[kind][name])
         elif spec.required:
             # A parameter taken from the condition's facts by default is missing because the
-            # condition is wrong: that is the problem reported.
-            if not (spec.default_from and ctx.follows_from_when(None)):
-                ctx.problem(line, f"{kind}: missing parameter {name!r}")
+            # condition is wrong: that is the problem reported. So is a misspelt one.
+            if not (spec.default_from and ctx.follows_from_when(None)) and name not in misspelt:
+                ctx.problem(line, f"{kind}: missing parameter {name!r}", _missing_hint(kind, name))
             ok = False
     return ActionSpec(kind, parsed, line) if ok else None
 
@@ -727,23 +876,27 @@ def _parse_param(
     if spec.form == "exprs":
         return _parse_exprs(kind, name, value, line, ctx, schema, kinds, only)
     if spec.form == "choice":
-        if value not in spec.choices:
+        if not isinstance(value, (str, bool)) or value not in spec.choices:
             shown = ", ".join(_yaml(c) for c in spec.choices)
             ctx.problem(
                 line,
-                f"{kind}: {name} must be one of {shown}; got {value!r}",
-                choice_hint(value, spec.choices),
+                f"{kind}: {name} must be one of {shown}; got {_described(value)}",
+                _action_choice_hint(kind, name, value, spec.choices),
             )
             return None
         return Param(name, choice=value)
     if spec.form == "text":
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            ctx.problem(line, f"{kind}: {name} must be text")
+            ctx.problem(
+                line,
+                f"{kind}: {name}: expected text, got {_described(value)}",
+                'write it in quotes, e.g. "{m.machine} is down"',
+            )
             return None
         try:
             template = parse_template(str(value))
         except ExpressionError as exc:
-            ctx.problem(line, f"{kind}: {name}: {exc}")
+            ctx.problem(line, f"{kind}: {name}: {exc}", expression_hint(exc.message))
             return None
         if not _check_fields(template.fields, line, ctx, schema, kinds, only, f"{kind}: {name}"):
             return None
@@ -754,13 +907,25 @@ def _parse_param(
     text = value if isinstance(value, str) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         text = repr(value)
+    wanted = "an expression" if spec.type == expr.ANY else f"a {spec.type}"
     if text is None:
-        ctx.problem(line, f"{kind}: {name} must be an expression")
+        ctx.problem(
+            line,
+            f"{kind}: {name}: expected {wanted}, got {_described(value)}",
+            _wanted_hint(spec.type, ""),
+        )
         return None
     try:
         node = expr.parse(text)
         found = expr.check(node, _resolver(schema, kinds, only))
     except ExpressionError as exc:
+        if _is_stray_word(text, exc, schema, kinds, only) and spec.type != expr.ANY:
+            ctx.problem(
+                line,
+                f"{kind}: {name}: expected {wanted}, got {text!r}",
+                _stray_word_hint(text, spec.type, kinds, only),
+            )
+            return None
         ctx.expression_problem(line, f"{kind}: {name}", exc, schema, kinds, only)
         return None
     if found not in (spec.type, expr.ANY):
@@ -771,6 +936,54 @@ def _parse_param(
         )
         return None
     return Param(name, expr=node)
+
+
+def _is_stray_word(
+    text: str, exc: ExpressionError, schema: FactSchema, kinds: Mapping[str, str], own: str | None
+) -> bool:
+    """Whether `text` is one bare word that is no field and resembles none (`quantity: abc`):
+    a value of the wrong type, not a misspelt field."""
+    m = _UNKNOWN_FIELD.match(exc.message)
+    if not m or m.group(1) is not None or own is None or own not in kinds:
+        return False
+    if text.strip() != m.group(2):
+        return False
+    return not difflib.get_close_matches(m.group(2), schema.names(kinds[own]), n=1)
+
+
+def _stray_word_hint(text: str, wanted: str, kinds: Mapping[str, str], own: str | None) -> str:
+    kind = kinds.get(own or "", "")
+    if wanted == expr.STRING:
+        return f"{text!r} is no {kind} field: text is written in quotes, e.g. '\"{text}\"'"
+    return f"{text!r} is no {kind} field: {_wanted_hint(wanted, '')}"
+
+
+def _missing_hint(kind: str, name: str) -> str:
+    spec = ACTIONS[kind][name]
+    if spec.default_from:
+        return (
+            f"it defaults to the {spec.default_from} of the rule's only {spec.default_kind} "
+            f"alias; this rule has none or several: write `{name}: alias.{spec.default_from}`"
+        )
+    return f"{kind} needs {', '.join(n for n, s in ACTIONS[kind].items() if s.required)}"
+
+
+def _action_choice_hint(kind: str, name: str, value: Any, choices: Sequence[Any]) -> str:
+    """The near miss among this action's choices, else among another action's (a work order's
+    `urgent` written in a reorder), else the list."""
+    hint = choice_hint(value, choices)
+    if hint.startswith("did you mean") or not isinstance(value, str):
+        return hint
+    for other, specs in ACTIONS.items():
+        spec = specs.get(name)
+        if other == kind or spec is None or spec.form != "choice":
+            continue
+        close = difflib.get_close_matches(value, [_yaml(c) for c in spec.choices], n=1)
+        if close and close[0] not in [_yaml(c) for c in choices]:
+            return (
+                f"{close[0]!r} is a {other} {name}; {kind} takes {', '.join(map(_yaml, choices))}"
+            )
+    return hint
 
 
 def _parse_exprs(
@@ -843,7 +1056,12 @@ def _check_fields(
             if alias not in kinds and ctx.follows_from_when(alias):
                 ok = False  # the condition that should define the alias is reported
                 continue
-            hint = _field_hint(ExpressionError(f"unknown field {str(ref)!r}"), schema, kinds, only)
+            if ctx.reported_alias(alias, kinds):
+                ok = False  # this misspelt alias is reported at its first use
+                continue
+            # named with its alias: in a template, a bare name is a field, never quoted text
+            named = f"{alias}.{ref.name}" if alias is not None else ref.name
+            hint = _field_hint(ExpressionError(f"unknown field {named!r}"), schema, kinds, only)
             if ref.alias is None and only is None:
                 hint = f"this rule has several aliases: write alias.field ({', '.join(kinds)})"
             ctx.problem(line, f"{what}: unknown field {str(ref)!r}", hint)

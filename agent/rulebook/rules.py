@@ -61,6 +61,7 @@ class Rule:
     resolve_text: str = ""
     repeat_s: float | None = None  # re-notify interval while firing and unacknowledged
     schedule: str = ""  # cron: evaluated on this timetable instead of on fact changes
+    timezone: str = ""  # the IANA zone the schedule is read in ("": UTC)
     fingerprint: str = ""  # identifies the rule's text: unchanged rules keep pending timers
 
     def condition(self, alias: str) -> Condition:

@@ -5,10 +5,12 @@ Pure parsing and arithmetic: a cron asks for the next time after a given one, ne
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -100,31 +102,115 @@ def crontab_trigger(text: str, timezone: tzinfo | str = UTC) -> CronTrigger:
     )
 
 
+# How far a zone's clocks jump at most at a DST change (2 h: old double summer time): wall-clock
+# candidates are searched from this much before `at`.
+_MAX_SHIFT: Final = timedelta(hours=3)
+_MAX_CANDIDATES: Final = 20_000
+
+
 @dataclass(frozen=True)
 class Cron:
-    """A five-field crontab line (minute hour day month weekday), in UTC."""
+    """A five-field crontab line (minute hour day month weekday) read in a time zone (UTC when
+    `zone` is None), by the wall clock of that zone, as cron does across DST changes:
+
+    - a time the spring change skips (02:30 on the night clocks go 02:00 -> 03:00) fires at the
+      moment of the change, once however many skipped times the line names;
+    - a time the autumn change repeats (02:30 twice) fires once, at its first occurrence; a line
+      whose hour is `*` (every hour) fires in both passes of the repeated hour, like cron's
+      wildcard jobs.
+
+    APScheduler 3's own zone handling gets both wrong (it fires the repeated 02:30 twice and the
+    skipped one an hour late), so its trigger is only asked about wall-clock times, in UTC.
+    """
 
     text: str
     trigger: CronTrigger
+    zone: ZoneInfo | None = None
 
     def next_at(self, at: datetime) -> datetime | None:
-        """The first fire time at or after `at`."""
-        found = self.trigger.get_next_fire_time(None, at)
-        return found.astimezone(UTC) if found is not None else None
+        """The first fire time at or after `at` (aware; returned in UTC)."""
+        if self.zone is None:
+            found = self.trigger.get_next_fire_time(None, at)
+            return found.astimezone(UTC) if found is not None else None
+        zone = self.zone
+        at = at.astimezone(UTC)
+        wall = at.astimezone(zone).replace(tzinfo=UTC) - _MAX_SHIFT
+        both_folds = self.text.split()[1].startswith("*")
+        best: datetime | None = None
+        for _ in range(_MAX_CANDIDATES):
+            found = self.trigger.get_next_fire_time(None, wall)
+            if found is None:
+                break
+            naive = found.replace(tzinfo=None)
+            first = _instant(naive, zone, fold=0)
+            if best is not None and first - _MAX_SHIFT > best:
+                break
+            if not both_folds:
+                if first >= at:
+                    return first  # wall-clock order is time order with one pass per time
+                wall = found + timedelta(minutes=1)
+                continue
+            instants = [first, _instant(naive, zone, fold=1)]
+            for instant in instants:
+                if instant >= at and (best is None or instant < best):
+                    best = instant
+            wall = found + timedelta(minutes=1)
+        return best
 
     def next_after(self, at: datetime) -> datetime | None:
         """The first fire time strictly after `at`."""
         return self.next_at(at + timedelta(seconds=1))
 
 
-def parse_cron(text: object) -> Cron:
-    """A `Cron` for a crontab line such as `0 6 * * mon-fri`; ValueError naming what is wrong."""
+def _instant(wall: datetime, zone: ZoneInfo, fold: int) -> datetime:
+    """The UTC instant of a naive wall-clock time in `zone`. A time that does not exist (the
+    spring gap) is the moment of the change; a repeated one is its pass `fold` (0 first)."""
+    local = wall.replace(tzinfo=zone, fold=fold)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall:
+        return instant
+    # In the gap: zoneinfo reads it with the offset from before the change (fold=0) or after.
+    # The change itself is the later of the two readings minus the gap: the first valid instant
+    # after the skipped wall-clock times, i.e. the earliest instant whose wall clock is past it.
+    before = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    after = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    low, high = min(before, after), max(before, after)
+    # Find the transition between low and high to the minute, then the second.
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) > wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
+
+
+def zone_named(name: object) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. `Europe/Berlin`); ValueError with the closest names."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"expected an IANA time zone name such as 'Europe/Berlin', got {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    known = available_timezones()
+    by_lower = {zone.lower(): zone for zone in known}
+    close = by_lower.get(name.lower().replace(" ", "_"))
+    suggestions = [close] if close else difflib.get_close_matches(name, sorted(known), n=3)
+    hint = f"; did you mean {', '.join(repr(z) for z in suggestions)}?" if suggestions else ""
+    raise ValueError(f"unknown time zone {name!r}{hint}")
+
+
+def parse_cron(text: object, timezone: str | None = None) -> Cron:
+    """A `Cron` for a crontab line such as `0 6 * * mon-fri`, in the IANA zone `timezone` (UTC
+    when None); ValueError naming what is wrong."""
     if not isinstance(text, str) or len(text.split()) != 5:
         raise ValueError(
             f"bad schedule {text!r}: five fields, minute hour day month weekday, e.g. '0 6 * * *'"
         )
+    zone = None if timezone in (None, "UTC", "Etc/UTC") else zone_named(timezone)
     try:
         trigger = crontab_trigger(text, timezone=UTC)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"bad schedule {text!r}: {exc}") from exc
-    return Cron(text, trigger)
+    return Cron(text, trigger, zone)

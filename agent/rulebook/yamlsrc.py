@@ -49,10 +49,11 @@ class LineList(list[Any]):
 class YamlProblem(Exception):
     """`syntax`: a YAML mistake (look at indentation and quoting), not a refused construct."""
 
-    def __init__(self, line: int, reason: str, syntax: bool = True) -> None:
+    def __init__(self, line: int, reason: str, syntax: bool = True, hint: str = "") -> None:
         self.line = line
         self.reason = reason
         self.syntax = syntax
+        self.hint = hint  # what to do about it, when the reason alone does not say
         super().__init__(f"line {line}: {reason}")
 
 
@@ -227,6 +228,11 @@ def load_yaml(text: str, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        problem = exc.problem or ""
+        if "'\\t'" in problem or "tab character" in problem:
+            tab = _tab_problem(text, line)
+            if tab is not None:
+                raise tab from exc
         context = exc.context or ""
         if context and exc.context_mark and exc.context_mark.line + 1 != line:
             context += f" (from line {exc.context_mark.line + 1})"
@@ -236,3 +242,19 @@ def load_yaml(text: str, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
         raise YamlProblem(1, f"YAML: {exc}") from exc
     except RecursionError as exc:
         raise YamlProblem(1, "YAML nested too deeply") from exc
+
+
+def _tab_problem(text: str, line: int) -> YamlProblem | None:
+    """PyYAML's words for a tab ("found character '\\t' that cannot start any token") name no
+    column and no remedy: the tab on the failing line (or the one before) is reported as what
+    it is, with its column."""
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        if 1 <= number <= len(lines) and "\t" in lines[number - 1]:
+            column = lines[number - 1].index("\t") + 1
+            return YamlProblem(
+                number,
+                f"a tab character at column {column}",
+                hint="YAML indents with spaces only: replace the tab with spaces",
+            )
+    return None

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,11 @@ from agent.world.masterdata import load_masterdata
 log = structlog.get_logger(__name__)
 
 
-def simulate(args: argparse.Namespace, settings: Settings) -> int:
+def simulate(
+    args: argparse.Namespace, settings: Settings, progress: Callable[[int], None] | None = None
+) -> int:
+    """Run until --messages, --duration or a signal; `progress` is told the messages sent so far
+    after each step (for a progress bar)."""
     _check(args)
     masterdata = load_masterdata(
         Path(settings.masterdata.items), Path(settings.masterdata.machines)
@@ -57,7 +62,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     with ExitStack() as stack:
         record = stack.enter_context(args.record.open("w")) if args.record else None
         client = None if args.offline else stack.enter_context(_Broker(settings))
-        sent = _loop(args, factory, start, stop, client, record)
+        sent = _loop(args, factory, start, stop, client, record, progress)
     print(
         f"simulated {sent} messages, {factory.elapsed / 3600:.1f} h of factory time "
         f"({factory.orders} purchase orders placed)",
@@ -92,6 +97,7 @@ def _loop(
     stop: threading.Event,
     client: paho.Client | None,
     record: IO[str] | None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     step = timedelta(seconds=args.speed / args.rate)
     began = time.monotonic()
@@ -106,6 +112,8 @@ def _loop(
             _send(client, record, topic, payload, now)
             sent += 1
         tick += 1
+        if progress is not None:
+            progress(sent)
         if client is not None:
             # Pacing, not synchronisation: wait for this message's slot in real time.
             stop.wait(max(0.0, began + tick / args.rate - time.monotonic()))

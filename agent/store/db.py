@@ -13,10 +13,11 @@ import orjson
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from agent.errors import ConfigError, StoreError
+from agent.store.migrate import upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -45,16 +46,7 @@ def open_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
 def create_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration (agent/store/migrations), creating it if new."""
-    from agent.store.migrate import upgrade  # imports this module: import at call time
-
     upgrade(engine)
-
-
-def store_error(exc: SQLAlchemyError, doing: str) -> StoreError:
-    """A readable StoreError for a failed database call: what we did, and what the driver said."""
-    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
-    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    return StoreError(f"{doing}: {reason}")
 
 
 def _parse(url: str) -> URL:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StoreError
-from agent.store.db import store_error
+from agent.store.errors import store_error
 
 log = structlog.get_logger(__name__)
 

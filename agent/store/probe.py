@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.store.db import store_error
+from agent.store.errors import store_error
 
 # Matches no row, but PostgreSQL refuses any UPDATE in a read-only transaction or on a standby,
 # and SQLite must get the write lock (BEGIN IMMEDIATE) first.

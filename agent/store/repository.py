@@ -51,7 +51,8 @@ from agent.model import (
     SavedTrack,
     TrackChanges,
 )
-from agent.store.db import READ_ONLY, create_schema, open_engine, store_error
+from agent.store.db import READ_ONLY, create_schema, open_engine
+from agent.store.errors import store_error
 from agent.store.probe import writable_problem
 from agent.store.snapshot import (
     committed,

@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StoreError
 from agent.model import Fact, SavedTrack, TrackChanges
-from agent.store.db import READ_ONLY, store_error
+from agent.store.db import READ_ONLY
+from agent.store.errors import store_error
 from agent.store.tables import fact_snapshot_table, processed_message_table, rule_track_table
 
 # Digests per "which were committed?" query: below SQLite's bound-parameter limit.

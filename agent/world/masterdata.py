@@ -104,6 +104,7 @@ RESERVED: Final = frozenset(
         "shift_observed_from",
         "shift_run_s",
         "last_message_at",
+        "lag_s",
     }
 )
 

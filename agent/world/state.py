@@ -8,6 +8,7 @@ Pure: the time is the message's or the caller's, never the clock's. The per-kind
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
@@ -16,6 +17,7 @@ from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecis
 from agent.world.machine import (
     MetricWindows,
     machine_fact,
+    plant_now,
     refresh_machine,
     serviced,
     with_machine,
@@ -41,6 +43,7 @@ class WorldState:
     def __init__(self, masterdata: MasterData, stock_policy: StockPolicy | None = None) -> None:
         self._masterdata = masterdata
         self._facts: dict[str, Fact] = {}
+        self.out_of_order = 0  # messages older than their subject's state, since the start
         self._stock_policy = stock_policy or StockPolicy()
         self.reorders = ReorderBook()
         self._windows: dict[str, MetricWindows] = {}
@@ -161,11 +164,12 @@ class WorldState:
         changed, before and after."""
         changed: list[tuple[Fact, Fact]] = []
         for fact in list(self._facts.values()):
+            at = plant_now(fact, now)  # a subject whose readings arrive late is judged on them
             if fact.kind == "stock":
-                fresh = refresh_stock(fact, now)
+                fresh = refresh_stock(fact, at)
             else:
                 calendar = self._masterdata.calendar(fact.subject)
-                fresh = refresh_machine(fact, now, calendar, self._windows.get(fact.key))
+                fresh = refresh_machine(fact, at, calendar, self._windows.get(fact.key))
             if fresh is not None:
                 changed.append((fact, self._replace(fresh)))
         return changed
@@ -253,11 +257,17 @@ class WorldState:
         self._facts[fact.key] = fact
         return fact
 
-    @staticmethod
-    def _is_out_of_order(previous: Fact | None, message: Message) -> bool:
-        """An older message must not overwrite a newer state (redeliveries, late gateways)."""
+    def _is_out_of_order(self, previous: Fact | None, message: Message) -> bool:
+        """An older message must not overwrite a newer state (redeliveries, late gateways).
+        It still arrived: the subject is not silent (its `lag_s` now dates the newest reading
+        at this arrival), and it is counted in `out_of_order`."""
         if previous is None or message.ts >= previous.updated_at:
             return False
+        self.out_of_order += 1
+        lag = round(max((message.received_at - previous.updated_at).total_seconds(), 0.0), 3)
+        if previous.fields.get("lag_s", 0.0) != lag:
+            fields = {**previous.fields, "lag_s": lag}
+            self._replace(replace(previous, fields=fields))
         log.debug(
             "message_out_of_order",
             topic=message.topic,

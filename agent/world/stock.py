@@ -122,6 +122,7 @@ def stock_fact(
         "seen_h": 0.0,
         "received_since_count": 0,
         "over_received": 0,
+        "lag_s": round(max((message.received_at - message.ts).total_seconds(), 0.0), 3),
     }
     erp = _number(payload.get("on_order", None))
     if erp is not None:

@@ -130,7 +130,9 @@ def test_replay_of_a_broken_recording_names_the_line(tmp_path: Path) -> None:
 
 def test_listing_an_empty_database(tmp_path: Path) -> None:
     env = {"AGENT_DATABASE__URL": f"sqlite:///{tmp_path}/agent.db"}
-    assert cli("actions", env=env).stdout.strip() == "no actions"
+    assert cli("db", "upgrade", env=env).returncode == 0
+    assert cli("actions", env=env).stdout.strip() == "no open actions"
+    assert cli("actions", "--all", env=env).stdout.strip() == "no actions"
     assert (
         cli("alerts", "--status", "firing", env=env).stdout.strip()
         == "no alerts with status firing"

@@ -202,3 +202,79 @@ rules:
     (alert,) = core.process([hot("CNC-01", 70.0, 2)])
     assert isinstance(alert, AlertDecision)
     assert alert.message == "CNC-01 runs 10 °C hotter than CNC-02"
+
+
+MORNING = """
+rules:
+  - id: morning-low
+    schedule: "0 7 * * *"
+    when:
+      s: kind == "stock" and on_hand < reorder_point
+    resolve_when: s.on_hand >= s.reorder_point + 10
+    then:
+      - alert: {severity: info, message: "{s.sku} at {s.on_hand} at the morning check"}
+      - notify: {route: stores}
+"""
+
+
+def test_a_scheduled_rule_fires_once_repeats_quietly_and_resolves_at_a_later_run() -> None:
+    core = Core(rules(MORNING), MASTER)
+    core.process([stock(0, 10)])
+    day = timedelta(days=1)
+    first = core.tick(T0 + timedelta(hours=1))  # 07:00
+    assert {type(d) for d in first} == {AlertDecision, NotifyDecision}
+    # Still low at the next morning's run: the store counts a repeat, nobody is notified again.
+    (repeat,) = core.tick(T0 + timedelta(hours=1) + day)
+    assert (
+        isinstance(repeat, AlertDecision)
+        and repeat.dedup_key == of(AlertDecision, first)[0].dedup_key
+    )
+    # Stock comes back between runs: nothing happens until the next run, which resolves.
+    assert core.process([stock(60 * 30, 45)]) == []  # above the point, below resolve_when
+    assert core.tick(T0 + timedelta(hours=1) + 2 * day) == []  # hysteresis: still firing
+    assert core.process([stock(60 * 50, 60)]) == []  # resolve_when holds, but not a run time
+    (resolved,) = core.tick(T0 + timedelta(hours=1) + 3 * day)
+    assert isinstance(resolved, AlertResolved) and resolved.rule_id == "morning-low"
+    assert "resolve_when" in resolved.reason
+    assert not core.lifecycle.tracks
+    # Low again at a later run: a new firing, notified.
+    core.process([stock(60 * 80, 5)])
+    again = core.tick(T0 + timedelta(hours=1) + 4 * day)
+    assert {type(d) for d in again} == {AlertDecision, NotifyDecision}
+
+
+def test_a_scheduled_rule_without_resolve_when_leaves_its_alert_for_a_person() -> None:
+    text = MORNING.replace("    resolve_when: s.on_hand >= s.reorder_point + 10\n", "")
+    core = Core(rules(text), MASTER)
+    core.process([stock(0, 10)])
+    assert of(AlertDecision, core.tick(T0 + timedelta(hours=1)))
+    core.process([stock(60, 90)])
+    assert core.tick(T0 + timedelta(hours=1, days=1)) == []  # no resolve, the track is gone
+    assert not core.lifecycle.tracks
+    core.process([stock(60 * 30, 10)])
+    again = core.tick(T0 + timedelta(hours=1, days=2))
+    assert {type(d) for d in again} == {AlertDecision, NotifyDecision}
+
+
+def test_a_scheduled_rule_in_a_time_zone_runs_on_the_zones_clock_across_dst() -> None:
+    text = MORNING.replace(
+        'schedule: "0 7 * * *"', 'schedule: "0 7 * * *"\n    timezone: Europe/Berlin'
+    )
+    core = Core(rules(text), MASTER)
+    at = datetime(2026, 3, 27, 0, tzinfo=UTC)
+    core.process([Message("stock", "t", "plant1", "BRG-6204", {"on_hand": 10}, at, at)])
+    runs: list[str] = []
+    while at < datetime(2026, 3, 31, tzinfo=UTC):
+        at += timedelta(minutes=15)
+        if of(AlertDecision, core.tick(at)):
+            runs.append(at.strftime("%m-%d %H:%M"))
+    # 07:00 in Berlin: 06:00 UTC before the spring change, 05:00 UTC after.
+    assert runs == ["03-27 06:00", "03-28 06:00", "03-29 05:00", "03-30 05:00"]
+
+
+def test_a_reload_that_moves_a_schedule_runs_it_at_the_new_time() -> None:
+    core = Core(rules(MORNING), MASTER)
+    core.process([stock(0, 10)])
+    assert core.tick(T0 + timedelta(minutes=30)) == []  # 06:30: the next run is 07:00
+    core.reload(rules(MORNING.replace('"0 7 * * *"', '"45 6 * * *"')))
+    assert of(AlertDecision, core.tick(T0 + timedelta(minutes=45)))

@@ -73,6 +73,13 @@ def test_a_schedule_loads_on_an_enabled_rule() -> None:
     assert rule.schedule == "0 6 * * mon-fri"
 
 
+def test_a_schedule_takes_a_time_zone_and_its_change_is_a_changed_rule() -> None:
+    plain = load(FULL.replace("    enabled: false\n", "")).rules[1]
+    zoned = load(FULL.replace("    enabled: false\n", "    timezone: Europe/Berlin\n")).rules[1]
+    assert (plain.timezone, zoned.timezone) == ("", "Europe/Berlin")
+    assert plain.fingerprint != zoned.fingerprint  # a reload re-arms the timetable
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -80,6 +87,16 @@ def test_a_schedule_loads_on_an_enabled_rule() -> None:
         ("repeat: 4h", "repeat: 0s", r"test.yaml:10: hot: repeat: must be longer than 0s"),
         ('"0 6 * * mon-fri"', '"0 25 * * *"', r"test.yaml:19: morning: bad schedule"),
         ("    enabled: false\n", "    for: 5m\n", r"test.yaml:20: morning: a scheduled rule"),
+        (
+            "    enabled: false\n",
+            "    timezone: Europe/Berln\n",
+            r"test.yaml:20: morning: unknown time zone 'Europe/Berln'; did you mean 'Europe/Berlin",
+        ),
+        (
+            "    repeat: 4h\n",
+            "    timezone: Europe/Berlin\n",
+            r"test.yaml:10: hot: `timezone` applies to a `schedule` only",
+        ),
         (
             "m.temp_c < 0.9",
             'm.temp_c < "cool" and 0.9',
@@ -142,7 +159,13 @@ def _unknown_action(name: str, which: int) -> str:
 
 def _broken_yaml(name: str, which: int) -> str:
     lines = BASE.splitlines()
-    at = 2 + which % (len(lines) - 2)
+    # Not a comment or a blank line: `# text: [` is still a comment.
+    body = [
+        i
+        for i, line in enumerate(lines)
+        if i >= 2 and line.strip() and not line.lstrip().startswith("#")
+    ]
+    at = body[which % len(body)]
     lines[at] = lines[at] + ": [" if which % 2 else "\t" + lines[at]
     return "\n".join(lines) + "\n"
 

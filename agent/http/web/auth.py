@@ -1,0 +1,113 @@
+"""Who may do what on the console: users with argon2 password hashes, signed session cookies
+(itsdangerous) that carry the user and a CSRF token, and the role check of each command.
+
+`python -m agent.http.web.auth` prints the hash of a password read from standard input.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from agent.config import HttpUser
+
+COOKIE = "factory_agent_session"
+_SALT = "factory-agent-console-session"
+_HASHER = PasswordHasher()
+# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not a password anyone has")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What the cookie carries: the logged-in user ("" before login) and the CSRF token."""
+
+    user: str
+    csrf: str
+
+
+class Users:
+    """The configured users; with none, the console is read-only and nobody logs in."""
+
+    def __init__(self, users: Sequence[HttpUser]) -> None:
+        self._by_name = {user.name: user for user in users}
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._by_name)
+
+    def check(self, name: str, password: str) -> HttpUser | None:
+        """The user when the password matches its hash, else None (never says which was wrong)."""
+        user = self._by_name.get(name)
+        try:
+            _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return user
+
+    def may_act(self, name: str) -> bool:
+        """Operators acknowledge, resolve, close and cancel; viewers and strangers only look."""
+        user = self._by_name.get(name)
+        return user is not None and user.role == "operator"
+
+    def role(self, name: str) -> str:
+        user = self._by_name.get(name)
+        return user.role if user else ""
+
+
+class Sessions:
+    """Signs and reads session cookies; a cookie older than `max_age_s` or forged is no session."""
+
+    def __init__(self, secret: str, max_age_s: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
+        self.max_age_s = max_age_s
+
+    def read(self, cookie: str | None) -> Session | None:
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=self.max_age_s)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        user, csrf = data.get("user"), data.get("csrf")
+        if not isinstance(user, str) or not isinstance(csrf, str) or not csrf:
+            return None
+        return Session(user, csrf)
+
+    def write(self, session: Session) -> str:
+        return str(self._serializer.dumps({"user": session.user, "csrf": session.csrf}))
+
+
+def new_session(user: str = "") -> Session:
+    """A fresh session: a new CSRF token at every login, so an old page's token stops working."""
+    return Session(user, secrets.token_urlsafe(24))
+
+
+def csrf_ok(session: Session | None, token: str | None) -> bool:
+    return session is not None and token is not None and hmac.compare_digest(session.csrf, token)
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def main() -> int:
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("give the password on standard input", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
