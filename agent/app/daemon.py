@@ -363,6 +363,8 @@ class Daemon:
         if fresh is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i, _ in fresh])
+        for topic, payload in self.topics.sparkplug.take_requests():  # Sparkplug B rebirths
+            self._publish(topic, payload)
         evaluated = time.perf_counter()
         changes = self._commit(outcome, [digest for _, digest in fresh])
         if changes is None:
@@ -397,6 +399,8 @@ class Daemon:
         )
         if outcome.rejected:
             metrics.dead_letter(len(outcome.rejected))
+        for event, count in self.topics.sparkplug.counts.since_last().items():
+            metrics.sparkplug.labels(event=event).inc(count)
         late = self.pipeline.core.world.out_of_order
         if late > self._out_of_order:
             metrics.out_of_order.inc(late - self._out_of_order)

@@ -13,7 +13,7 @@ import structlog
 
 from agent.app.core import Core
 from agent.errors import EngineError
-from agent.ingest.decode import MAX_LEVEL_CHARS, decode
+from agent.ingest.decode import MAX_LEVEL_CHARS, decode_all
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, Fact, Message, Outcome, Rejected, SavedTrack
@@ -63,26 +63,17 @@ class Pipeline:
         commands: list[Message] = []
         accepted: list[tuple[Message, Raw]] = []
         for raw in batch:
-            decoded = decode(
+            for decoded in decode_all(  # one message, but none or several for Sparkplug B
                 raw.topic,
                 raw.payload,
                 raw.received_at,
                 self.topics,
                 self.max_payload_bytes,
                 self.max_level_chars,
-            )
-            if isinstance(decoded, Rejected):
-                rejected.append(decoded)
-                continue
-            if decoded.kind == "command":
-                commands.append(decoded)  # people's commands change rows, not facts
-                continue
-            refused = self.subjects.admit(decoded)
-            if refused is not None:
-                rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
-                continue
-            accepted.append((decoded, raw))
+            ):
+                self._sort(decoded, raw, rejected, commands, accepted)
         results = self.core.process_many([message for message, _ in accepted])
+
         for (_, raw), result in zip(accepted, results, strict=True):
             if isinstance(result, EngineError):
                 rejected.append(self._engine_failed(raw, result))
@@ -91,6 +82,25 @@ class Pipeline:
         if batch:
             decisions.extend(self.subjects.alerts(batch[-1].received_at, self.core.ruleset.hash))
         return Outcome(decisions, rejected, commands)
+
+    def _sort(
+        self,
+        decoded: Message | Rejected,
+        raw: Raw,
+        rejected: list[Rejected],
+        commands: list[Message],
+        accepted: list[tuple[Message, Raw]],
+    ) -> None:
+        if isinstance(decoded, Rejected):
+            rejected.append(decoded)
+        elif decoded.kind == "command":
+            commands.append(decoded)  # people's commands change rows, not facts
+        else:
+            refused = self.subjects.admit(decoded)
+            if refused is not None:
+                rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
+            else:
+                accepted.append((decoded, raw))
 
     @staticmethod
     def _engine_failed(raw: Raw, exc: EngineError) -> Rejected:
