@@ -31,6 +31,9 @@ BD_SEQ: Final = "bdSeq"
 # A node asked for a rebirth is not asked again before this much message time has passed.
 REBIRTH_INTERVAL: Final = timedelta(seconds=30)
 MAX_METRICS: Final = 1000
+# Edge nodes and devices per node the host keeps alias tables for: beyond, a BIRTH is refused.
+MAX_NODES: Final = 10_000
+MAX_DEVICES: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +141,13 @@ class SparkplugHost:
     def __init__(self) -> None:
         self._nodes: dict[tuple[str, str], _Node] = {}
         self._asked: dict[tuple[str, str], datetime] = {}
-        self._requests: list[tuple[str, bytes]] = []
+        self._requests: dict[str, bytes] = {}  # NCMD topic → payload: one per node at most
         self.counts = SparkplugCounts()
 
     def take_requests(self) -> list[tuple[str, bytes]]:
         """The rebirth requests (topic, payload) queued since the last call: for the publisher."""
-        requests, self._requests = self._requests, []
-        return requests
+        requests, self._requests = self._requests, {}
+        return list(requests.items())
 
     def read(
         self,
@@ -167,6 +170,15 @@ class SparkplugHost:
         if kind == "NDEATH":
             return self._node_death(mapping, key, payload, levels, sent)
         node = self._nodes.get(key)
+        if node is None and len(self._nodes) >= MAX_NODES:
+            return [f"more than {MAX_NODES} Sparkplug edge nodes: not kept"]
+        if (
+            kind == "DBIRTH"
+            and node is not None
+            and device not in node.devices
+            and len(node.devices) >= MAX_DEVICES
+        ):
+            return [f"more than {MAX_DEVICES} devices on edge node {key[1]!r}: not kept"]
         if kind == "NBIRTH":
             node = _Node(_next(payload), _bd_seq(payload))
             self._nodes[key] = node
@@ -296,7 +308,7 @@ class SparkplugHost:
         self._asked[key] = now
         self.counts.rebirths_requested += 1
         group, edge = key
-        self._requests.append((f"{NAMESPACE}/{group}/NCMD/{edge}", rebirth_request(now)))
+        self._requests[f"{NAMESPACE}/{group}/NCMD/{edge}"] = rebirth_request(now)
 
 
 def rebirth_request(now: datetime) -> bytes:

@@ -234,3 +234,21 @@ def test_online_is_the_birth_and_death_field_not_a_mapped_one() -> None:
     with pytest.raises(InputsError) as caught:
         parse_inputs(text)
     assert "field 'online' is set by BIRTH and DEATH" in str(caught.value)
+
+
+def test_the_host_keeps_a_bounded_number_of_nodes_and_one_request_per_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent.ingest import sparkplug
+
+    monkeypatch.setattr(sparkplug, "MAX_NODES", 2)
+    topic_map = topics()
+    for edge in ("a", "b", "c"):
+        run(topic_map, f"spBv1.0/Plant1/NDATA/{edge}", payload(3))
+    [letter] = run(topic_map, "spBv1.0/Plant1/NDATA/d", payload(3))
+    assert letter.reason == "input mapping 'edge': more than 2 Sparkplug edge nodes: not kept"
+    run(topic_map, "spBv1.0/Plant1/NDATA/a", payload(9), NOW + timedelta(minutes=1))  # a gap
+    assert [topic for topic, _ in topic_map.sparkplug.take_requests()] == [
+        "spBv1.0/Plant1/NCMD/a",
+        "spBv1.0/Plant1/NCMD/b",
+    ]
