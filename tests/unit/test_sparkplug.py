@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.ingest import sparkplug_pb as pb
 from agent.ingest.decode import decode_all
@@ -252,3 +254,36 @@ def test_the_host_keeps_a_bounded_number_of_nodes_and_one_request_per_node(
         "spBv1.0/Plant1/NCMD/a",
         "spBv1.0/Plant1/NCMD/b",
     ]
+
+
+@given(
+    kind=st.sampled_from(["NBIRTH", "NDATA", "NDEATH", "DBIRTH", "DDATA", "DDEATH"]),
+    raw=st.one_of(
+        st.binary(max_size=80),
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.sampled_from(["Temperature", "State", "bdSeq", "x"]),
+                    "alias": st.integers(0, 5),
+                    "datatype": st.integers(0, 20),
+                    "is_historical": st.booleans(),
+                    "timestamp": st.integers(0, 2**64 - 1),
+                    "int_value": st.integers(0, 2**32 - 1),
+                    "double_value": st.floats(),
+                    "string_value": st.text(max_size=5),
+                },
+            ),
+            max_size=4,
+        ).map(lambda metrics: payload(3, *metrics)),
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_payload_on_a_sparkplug_topic_decodes_or_is_refused(kind: str, raw: bytes) -> None:
+    topic_map = topics()
+    born(topic_map)
+    topic = (DEVICE if kind.startswith("D") else NODE).format(kind)
+    for decoded in run(topic_map, topic, raw):
+        assert isinstance(decoded, (Message, Rejected))
+        if isinstance(decoded, Rejected):
+            assert decoded.reason.startswith("input mapping 'edge': ")
