@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tests.integration.test_input_mappings import RULES as MAPPING_RULES
 from tests.integration.test_input_mappings import _decisions
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import Publisher, poll
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import Mosquitto, free_port
 
 RULES = (
     MAPPING_RULES
@@ -97,7 +98,12 @@ def _day(plant: str, now: float) -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture
-def agent(broker: Mosquitto, tmp_path: Path) -> Iterator[AgentProcess]:
+def http_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def agent(broker: Mosquitto, tmp_path: Path, http_port: int) -> Iterator[AgentProcess]:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "plant.yaml").write_text(RULES, encoding="utf-8")
@@ -109,7 +115,8 @@ def agent(broker: Mosquitto, tmp_path: Path) -> Iterator[AgentProcess]:
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id="agent-sparkplug",
         rules=rules,
-        extra=f'[ingest]\ninputs_file = "{inputs}"\nunknown_subjects_max = 1000\n',
+        extra=f'[ingest]\ninputs_file = "{inputs}"\nunknown_subjects_max = 1000\n'
+        f"[http]\nenabled = true\nport = {http_port}\nmax_message_age_s = 0\n",
     )
     running = AgentProcess(config, cwd=tmp_path)
     running.start()
@@ -160,8 +167,19 @@ def test_an_edge_node_makes_the_same_decisions_as_the_built_in_scheme(
     assert actions == EXPECTED_ACTIONS
 
 
-def test_data_the_agent_cannot_resolve_asks_the_node_for_a_rebirth(
-    broker: Mosquitto, store: Store, agent: AgentProcess
+def _events(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    prefix = 'factory_agent_sparkplug_events_total{event="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_data_the_agent_cannot_resolve_or_a_seq_gap_asks_the_node_for_a_rebirth(
+    broker: Mosquitto, store: Store, agent: AgentProcess, http_port: int
 ) -> None:
     requests: list[tuple[str, bytes]] = []
     subscribed = threading.Event()
@@ -174,18 +192,25 @@ def test_data_the_agent_cannot_resolve_asks_the_node_for_a_rebirth(
         listener.subscribe("spBv1.0/Plant1/NCMD/+", qos=1)
         assert subscribed.wait(5)
         publisher = Publisher(broker)
+        ms = int(time.time() * 1000)
         try:  # the agent never saw this node's births: alias 1 means nothing to it
-            raw = _payload(9, int(time.time() * 1000), {"alias": 1, "double_value": 71.0})
-            publisher.send(DEVICE.format("DDATA"), raw)
+            publisher.send(DEVICE.format("DDATA"), _payload(9, ms, {"alias": 1, "double_value": 1}))
+            poll(lambda: requests, 20.0, "a rebirth request")
+            publisher.send(NODE.format("NBIRTH"), _payload(0, ms))  # born; then seq 1 is missed
+            publisher.send(NODE.format("NDATA"), _payload(2, ms))
         finally:
             publisher.close()
-        [(topic, payload)] = poll(lambda: requests, 20.0, "a rebirth request")
+        poll(lambda: len(requests) == 2, 20.0, "a second rebirth request, for the gap")
     finally:
         listener.loop_stop()
         listener.disconnect()
-    assert topic == "spBv1.0/Plant1/NCMD/edge-1"
-    request: Any = pb.Payload.FromString(payload)
-    assert [(m.name, m.boolean_value) for m in request.metrics] == [("Node Control/Rebirth", True)]
+    for topic, payload in requests:
+        assert topic == "spBv1.0/Plant1/NCMD/edge-1"
+        request: Any = pb.Payload.FromString(payload)
+        metrics = [(m.name, m.boolean_value) for m in request.metrics]
+        assert metrics == [("Node Control/Rebirth", True)]
+    expected = {"unknown_alias": 1.0, "rebirth_requested": 2.0, "seq_gap": 1.0}
+    assert poll(lambda: _events(http_port) == expected, 10.0, "counted") is True
     [letter] = poll(store.dead_letters, 10.0, "the dead letter")
     assert letter["reason"] == (
         "input mapping 'line1-edge': alias 1 unknown: no DBIRTH names it (a rebirth is requested)"
