@@ -15,7 +15,7 @@ from typing import Final
 
 from agent.ingest.mapping import Mapped, PlainText
 from agent.ingest.schema import METRIC_NAME, OPEN_NUMERIC_KINDS, RESERVED_FIELDS, SCHEMAS, FieldSpec
-from agent.ingest.sparkplug import Reading
+from agent.ingest.sparkplug import Reading, SparkplugMapping
 from agent.ingest.topics import TopicMap
 from agent.model import Message, MessageKind, Rejected, Value
 
@@ -56,6 +56,15 @@ def decode(
     if received_at.tzinfo is not UTC:
         received_at = _as_utc(received_at)
     if topics.inputs is not None:
+        found = topics.inputs.match_sparkplug(topic)
+        if found is not None:  # `inputs try`: the first reading (the pipeline takes them all)
+            readings = _decode_sparkplug(
+                found, topic, raw, received_at, topics, max_bytes, max_level_chars
+            )
+            if readings:
+                return readings[0]
+            reason = f"input mapping {found[0].name!r}: no reading of a mapped machine in it"
+            return Rejected(topic, raw, reason, received_at)
         mapped = topics.inputs.match(topic)
         if mapped is not None:
             return _decode_mapped(mapped, topic, raw, received_at, max_bytes, max_level_chars)
@@ -107,6 +116,18 @@ def decode_all(
     found = topics.inputs.match_sparkplug(topic) if topics.inputs is not None else None
     if found is None:
         return [decode(topic, raw, received_at, topics, max_bytes, max_level_chars)]
+    return _decode_sparkplug(found, topic, raw, received_at, topics, max_bytes, max_level_chars)
+
+
+def _decode_sparkplug(
+    found: tuple[SparkplugMapping, str, dict[str, str]],
+    topic: str,
+    raw: bytes,
+    received_at: datetime,
+    topics: TopicMap,
+    max_bytes: int,
+    max_level_chars: int,
+) -> list[Message | Rejected]:
     mapping, kind, levels = found
 
     def refused(reason: str) -> Rejected:

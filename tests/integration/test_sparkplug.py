@@ -5,6 +5,9 @@ scheme; a DDATA the agent cannot resolve makes it ask the node for a rebirth (NC
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -215,3 +218,30 @@ def test_data_the_agent_cannot_resolve_or_a_seq_gap_asks_the_node_for_a_rebirth(
     assert letter["reason"] == (
         "input mapping 'line1-edge': alias 1 unknown: no DBIRTH names it (a rebirth is requested)"
     )
+
+
+def test_inputs_try_reads_a_birth_from_standard_input(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text(INPUTS, encoding="utf-8")
+    birth = _payload(1, 1772431200000, {"name": "Temperature", "alias": 1, "double_value": 71.5})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    tail = [DEVICE.format("DBIRTH"), "-"]
+    tried = subprocess.run(
+        [sys.executable, "-m", "agent", "inputs", "try", "--file", str(inputs), "--json", *tail],
+        input=birth,
+        capture_output=True,
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[2])},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    shown = json.loads(tried.stdout)
+    assert shown == {
+        "mapping": "line1-edge",
+        "kind": "telemetry",
+        "site": "plant1",
+        "subject": "press-01",
+        "fields": {"temp_c": 71.5, "online": 1},
+        "ts": "2026-03-02T06:00:00+00:00",
+    }

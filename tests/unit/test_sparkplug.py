@@ -287,3 +287,14 @@ def test_any_payload_on_a_sparkplug_topic_decodes_or_is_refused(kind: str, raw: 
         assert isinstance(decoded, (Message, Rejected))
         if isinstance(decoded, Rejected):
             assert decoded.reason.startswith("input mapping 'edge': ")
+
+
+def test_decode_of_one_message_gives_its_first_reading_or_says_there_is_none() -> None:
+    from agent.ingest.decode import decode
+
+    topic_map = topics()
+    message = decode(DEVICE.format("DBIRTH"), payload(0, *birth_metrics()), NOW, topic_map)
+    assert isinstance(message, Message) and message.fields["temp_c"] == 70.0
+    none = decode(NODE.format("NBIRTH"), payload(0), NOW, topic_map)
+    assert isinstance(none, Rejected)
+    assert none.reason == "input mapping 'edge': no reading of a mapped machine in it"
