@@ -218,13 +218,13 @@ class SparkplugHost:
     ) -> list[Reading | str]:
         named = mapping.names_subject(levels)
         by_time: dict[datetime, dict[str, object]] = {}
-        unknown: list[int] = []
+        unknown: list[str] = []
         for metric in payload.metrics:
             name = metric.name
             if not name and metric.HasField("alias"):
                 name = table.get(metric.alias, "")
             if not name:
-                unknown.append(metric.alias)
+                unknown.append(str(metric.alias) if metric.HasField("alias") else "(none)")
                 continue
             historical = metric.is_historical and metric.HasField("timestamp")
             at = _ms(metric.timestamp) if historical else sent
@@ -237,7 +237,7 @@ class SparkplugHost:
         site, subject = named
         out: list[Reading | str] = []
         if unknown and not by_time:
-            shown = ", ".join(str(alias) for alias in unknown[:5])
+            shown = ", ".join(unknown[:5])
             return [
                 f"alias {shown} unknown: no {'D' if levels['device'] else 'N'}BIRTH names it "
                 "(a rebirth is requested)"
