@@ -358,6 +358,8 @@ class Daemon:
             return  # stopping while the database is down: leave the batch unacknowledged
         raws = [Raw(i.topic, i.payload, self._dated(i)) for i, _ in fresh]
         fed = self.runner.feed(raws, [digest for _, digest in fresh])
+        for topic, payload in self.topics.sparkplug.take_requests():  # Sparkplug B rebirths
+            self._publish(topic, payload)
         if fed is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         self._count(batch, fed)
@@ -387,6 +389,8 @@ class Daemon:
         )
         if fed.rejected:
             metrics.dead_letter(len(fed.rejected))
+        for event, count in self.topics.sparkplug.counts.since_last().items():
+            metrics.sparkplug.labels(event=event).inc(count)
         late = self.pipeline.core.world.out_of_order
         if late > self._out_of_order:
             metrics.out_of_order.inc(late - self._out_of_order)

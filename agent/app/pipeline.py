@@ -15,7 +15,7 @@ from agent.app.core import Core, EngineFactory
 from agent.app.stocksync import stock_policy
 from agent.config import Settings
 from agent.errors import EngineError
-from agent.ingest.decode import MAX_LEVEL_CHARS, decode
+from agent.ingest.decode import MAX_LEVEL_CHARS, decode_all
 from agent.ingest.mapping_load import load_inputs
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
@@ -69,26 +69,17 @@ class Pipeline:
         commands: list[Message] = []
         accepted: list[tuple[Message, Raw]] = []
         for raw in batch:
-            decoded = decode(
+            for decoded in decode_all(  # one message, but none or several for Sparkplug B
                 raw.topic,
                 raw.payload,
                 raw.received_at,
                 self.topics,
                 self.max_payload_bytes,
                 self.max_level_chars,
-            )
-            if isinstance(decoded, Rejected):
-                rejected.append(decoded)
-                continue
-            if decoded.kind == "command":
-                commands.append(decoded)  # people's commands change rows, not facts
-                continue
-            refused = self.subjects.admit(decoded)
-            if refused is not None:
-                rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
-                continue
-            accepted.append((decoded, raw))
+            ):
+                self._sort(decoded, raw, rejected, commands, accepted)
         results = self.core.process_many([message for message, _ in accepted])
+
         for (_, raw), result in zip(accepted, results, strict=True):
             if isinstance(result, EngineError):
                 rejected.append(self._engine_failed(raw, result))
@@ -128,6 +119,25 @@ class Pipeline:
             SubjectLimits.of(ingest),
             ingest.max_topic_level_chars,
         )
+
+    def _sort(
+        self,
+        decoded: Message | Rejected,
+        raw: Raw,
+        rejected: list[Rejected],
+        commands: list[Message],
+        accepted: list[tuple[Message, Raw]],
+    ) -> None:
+        if isinstance(decoded, Rejected):
+            rejected.append(decoded)
+        elif decoded.kind == "command":
+            commands.append(decoded)  # people's commands change rows, not facts
+        else:
+            refused = self.subjects.admit(decoded)
+            if refused is not None:
+                rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
+            else:
+                accepted.append((decoded, raw))
 
     @staticmethod
     def _engine_failed(raw: Raw, exc: EngineError) -> Rejected:

@@ -114,6 +114,14 @@ class Metrics:
             "Times the rule engine worker was restarted after it died or hung.",
             registry=r,
         )
+        self.sparkplug = Counter(
+            "factory_agent_sparkplug_events",
+            "Sparkplug B host events: seq_gap (a node's sequence number skipped), unknown_alias "
+            "(a metric alias no BIRTH named), rebirth_requested (an NCMD Node Control/Rebirth "
+            "published), stale_death (an NDEATH of an older session, ignored).",
+            ["event"],
+            registry=r,
+        )
         self.out_of_order = Counter(
             "factory_agent_out_of_order_readings",
             "Readings older than their subject's latest (redeliveries, late gateways): not taken "

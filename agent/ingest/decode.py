@@ -15,6 +15,7 @@ from typing import Final
 
 from agent.ingest.mapping import Mapped, PlainText
 from agent.ingest.schema import METRIC_NAME, OPEN_NUMERIC_KINDS, RESERVED_FIELDS, SCHEMAS, FieldSpec
+from agent.ingest.sparkplug import Reading, SparkplugMapping
 from agent.ingest.topics import TopicMap
 from agent.model import Message, MessageKind, Rejected, Value
 
@@ -55,6 +56,15 @@ def decode(
     if received_at.tzinfo is not UTC:
         received_at = _as_utc(received_at)
     if topics.inputs is not None:
+        found = topics.inputs.match_sparkplug(topic)
+        if found is not None:  # `inputs try`: the first reading (the pipeline takes them all)
+            readings = _decode_sparkplug(
+                found, topic, raw, received_at, topics, max_bytes, max_level_chars
+            )
+            if readings:
+                return readings[0]
+            reason = f"input mapping {found[0].name!r}: no reading of a mapped machine in it"
+            return Rejected(topic, raw, reason, received_at)
         mapped = topics.inputs.match(topic)
         if mapped is not None:
             return _decode_mapped(mapped, topic, raw, received_at, max_bytes, max_level_chars)
@@ -89,6 +99,68 @@ def decode(
     if problems:
         return Rejected(topic, raw, _summary(problems), received_at)
     return Message(match.kind, topic, match.site, match.subject, fields, ts, received_at)
+
+
+def decode_all(
+    topic: str,
+    raw: bytes,
+    received_at: datetime,
+    topics: TopicMap,
+    max_bytes: int = MAX_BYTES,
+    max_level_chars: int = MAX_LEVEL_CHARS,
+) -> list[Message | Rejected]:
+    """`decode`, and a Sparkplug B message (a `sparkplug:` input mapping), which may hold
+    readings of several machines or times, or none (a birth of node metrics, a stale death)."""
+    if received_at.tzinfo is not UTC:
+        received_at = _as_utc(received_at)
+    found = topics.inputs.match_sparkplug(topic) if topics.inputs is not None else None
+    if found is None:
+        return [decode(topic, raw, received_at, topics, max_bytes, max_level_chars)]
+    return _decode_sparkplug(found, topic, raw, received_at, topics, max_bytes, max_level_chars)
+
+
+def _decode_sparkplug(
+    found: tuple[SparkplugMapping, str, dict[str, str]],
+    topic: str,
+    raw: bytes,
+    received_at: datetime,
+    topics: TopicMap,
+    max_bytes: int,
+    max_level_chars: int,
+) -> list[Message | Rejected]:
+    mapping, kind, levels = found
+
+    def refused(reason: str) -> Rejected:
+        return Rejected(topic, raw, f"input mapping {mapping.name!r}: {reason}", received_at)
+
+    if len(raw) > max_bytes:
+        return [refused(f"payload of {len(raw)} bytes exceeds the {max_bytes}-byte limit")]
+    out: list[Message | Rejected] = []
+    for reading in topics.sparkplug.read(mapping, kind, levels, raw, received_at):
+        if not isinstance(reading, Reading):
+            out.append(refused(reading))
+            continue
+        longest = max(len(reading.site), len(reading.subject))
+        if longest > max_level_chars:
+            out.append(
+                refused(
+                    f"site or subject of {longest} characters exceeds the {max_level_chars}-"
+                    "character limit (ingest.max_topic_level_chars)"
+                )
+            )
+            continue
+        fields: dict[str, Value] = {}
+        problems = _validate("telemetry", reading.fields, fields)
+        if not _TS_MIN <= reading.ts < _TS_MAX:
+            problems.append(f"timestamp {reading.ts:%Y-%m-%d} is outside 2000-01-01..2100-01-01")
+        if problems:
+            out.append(refused(_summary(problems)))
+            continue
+        message = Message(
+            "telemetry", topic, reading.site, reading.subject, fields, reading.ts, received_at
+        )
+        out.append(message)
+    return out
 
 
 def _decode_mapped(

@@ -10,11 +10,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from jmespath.exceptions import JMESPathError
 
 from agent.model import MessageKind, Value
+
+if TYPE_CHECKING:
+    from agent.ingest.sparkplug import SparkplugMapping
 
 MappedKind = Literal["stock", "receipt", "telemetry"]
 TimeUnit = Literal["iso", "s", "ms"]
@@ -303,27 +306,49 @@ class Mapped:
 class InputMappings:
     """The mappings of one inputs file, in the file's order: the first that fits a topic wins."""
 
-    __slots__ = ("file", "mappings")
+    __slots__ = ("file", "mappings", "sparkplug")
 
-    def __init__(self, mappings: Sequence[InputMapping], file: str = "") -> None:
+    def __init__(
+        self,
+        mappings: Sequence[InputMapping],
+        file: str = "",
+        sparkplug: Sequence[SparkplugMapping] = (),
+    ) -> None:
         self.mappings = tuple(mappings)
         self.file = file
+        self.sparkplug = tuple(sparkplug)  # `sparkplug:` entries: spBv1.0 topics, tried first
 
     def __len__(self) -> int:
-        return len(self.mappings)
+        return len(self.mappings) + len(self.sparkplug)
 
     def __repr__(self) -> str:
-        return f"InputMappings({[m.name for m in self.mappings]!r})"
+        names = [m.name for m in self.mappings] + [m.name for m in self.sparkplug]
+        return f"InputMappings({names!r})"
 
     def filters(self) -> list[str]:
         """The MQTT subscriptions that cover every mapped topic (each once)."""
-        return list(dict.fromkeys(mapping.filter for mapping in self.mappings))
+        sparkplug = [f for mapping in self.sparkplug for f in mapping.filters]
+        return list(dict.fromkeys([*sparkplug, *(mapping.filter for mapping in self.mappings)]))
+
+    def match_sparkplug(self, topic: str) -> tuple[SparkplugMapping, str, dict[str, str]] | None:
+        """(mapping, message type, levels) of the first `sparkplug:` entry fitting `topic`."""
+        if not self.sparkplug or not topic.startswith("spBv1.0/"):
+            return None
+        parts = topic.split("/")
+        for mapping in self.sparkplug:
+            found = mapping.levels_of(parts)
+            if found is not None:
+                return mapping, found[0], found[1]
+        return None
 
     def filters_for(self, sites: Sequence[str]) -> list[str]:
         """`filters` limited to `sites` (`mqtt.sites`): a `{site}` level narrowed to each site;
         a mapping of a fixed site kept only for its site; one whose site is made of several
         levels kept whole (its messages are the agent's to take)."""
         narrowed: list[str] = []
+        for spb in self.sparkplug:  # a fixed site: only for its agent; a template: whole
+            if spb.site.names or spb.site.text in sites:
+                narrowed.extend(spb.filters)
         for mapping in self.mappings:
             site = mapping.site
             if site.only is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +32,8 @@ from agent.ingest.mapping import (
     value_key,
 )
 from agent.ingest.schema import METRIC_NAME, RESERVED_FIELDS, SCHEMAS
+from agent.ingest.sparkplug import LEVELS as SPARKPLUG_LEVELS
+from agent.ingest.sparkplug import ONLINE, MetricPath, SparkplugMapping
 from agent.model import Value
 from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
 
@@ -39,6 +41,7 @@ MAX_INPUTS_FILE_BYTES: Final = 1 << 20
 MAX_MAPPINGS: Final = 1000
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MAPPING_KEYS: Final = ("name", "topic", "kind", "site", "subject", "fields", "ts", "description")
+_SPARKPLUG_KEYS: Final = ("name", "sparkplug", "site", "subject", "fields", "description")
 _FIELD_KEYS: Final = ("path", "scale", "offset", "map")
 _TS_KEYS: Final = ("path", "unit")
 _DEFAULT_SUBJECT: Final[Mapping[str, str]] = {
@@ -121,37 +124,27 @@ class _Reader:
             self.problem(entries.line, "", f"more than {MAX_MAPPINGS} mappings")
             raise InputsError(self.problems)
         mappings: list[InputMapping] = []
+        sparkplug: list[SparkplugMapping] = []
         names: dict[str, int] = {}
         for entry, line in zip(entries, entries.lines, strict=True):
+            if isinstance(entry, LineMap) and "sparkplug" in entry:
+                found = self.sparkplug(entry, names)
+                if found is not None:
+                    sparkplug.append(found)
+                continue
             built = self.mapping(entry, line, names)
             if built is not None:
                 mappings.append(built)
         if self.problems:
             raise InputsError(self.problems)
-        return InputMappings(mappings, self.file)
+        return InputMappings(mappings, self.file, sparkplug)
 
     def mapping(self, entry: Any, line: int, names: dict[str, int]) -> InputMapping | None:
         if not isinstance(entry, LineMap):
             self.problem(line, "", "each input must be a mapping (name, topic, kind, fields)")
             return None
         before = len(self.problems)
-        name = entry.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            self.problem(
-                entry.lines.get("name", entry.line),
-                "",
-                f"'name' must be letters, digits, '.', '_' or '-' (up to 64), got {name!r}",
-                "name: press-temperature",
-            )
-            name = ""
-        elif name in names:
-            self.problem(
-                entry.lines["name"],
-                name,
-                f"a second input named {name!r} (first at line {names[name]})",
-            )
-        else:
-            names[name] = entry.lines["name"]
+        name = self.name(entry, names)
         for key in entry:
             if key not in _MAPPING_KEYS:
                 self.problem(
@@ -185,6 +178,120 @@ class _Reader:
         return InputMapping.build(
             name, topic, mapped_kind, site, subject, fields, ts, self.file, entry.line
         )
+
+    def name(self, entry: LineMap, names: dict[str, int]) -> str:
+        name = entry.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            self.problem(
+                entry.lines.get("name", entry.line),
+                "",
+                f"'name' must be letters, digits, '.', '_' or '-' (up to 64), got {name!r}",
+                "name: press-temperature",
+            )
+            return ""
+        if name in names:
+            self.problem(
+                entry.lines["name"],
+                name,
+                f"a second input named {name!r} (first at line {names[name]})",
+            )
+        else:
+            names[name] = entry.lines["name"]
+        return name
+
+    def sparkplug(self, entry: LineMap, names: dict[str, int]) -> SparkplugMapping | None:
+        """A `sparkplug:` entry: metric names of spBv1.0 messages → telemetry fields."""
+        before = len(self.problems)
+        name = self.name(entry, names)
+        for key in entry:
+            if key not in _SPARKPLUG_KEYS:
+                self.problem(
+                    entry.lines[key],
+                    name,
+                    f"unknown key {key!r} in a sparkplug input",
+                    f"known: {', '.join(_SPARKPLUG_KEYS)}",
+                )
+        spec = entry["sparkplug"]
+        line = entry.lines["sparkplug"]
+        ids: dict[str, str | None] = {"group": None, "edge": None}
+        if spec is not None and (not isinstance(spec, LineMap) or set(spec) - set(ids)):
+            self.problem(
+                line,
+                name,
+                "'sparkplug' must be a mapping of 'group' and 'edge' (each optional)",
+                "sparkplug: {group: Plant1}",
+            )
+        elif spec is not None:
+            for key, value in spec.items():
+                if not isinstance(value, str) or not value or any(c in value for c in "/+#\0"):
+                    self.problem(
+                        spec.lines[key],
+                        name,
+                        f"sparkplug {key} must be a Sparkplug id (no '/', '+', '#'), got {value!r}",
+                    )
+                else:
+                    ids[key] = value
+        levels = list(SPARKPLUG_LEVELS)
+        site = self.template(entry, "site", name, levels, "group")
+        subject = self.template(entry, "subject", name, levels, "device")
+        rules = self.metric_fields(entry, name)
+        if len(self.problems) > before or site is None or subject is None:
+            return None
+        return SparkplugMapping(
+            name,
+            ids["group"],
+            ids["edge"],
+            Template.of(site),
+            Template.of(subject),
+            tuple(rules),
+            self.file,
+            entry.line,
+        )
+
+    def metric_fields(self, entry: LineMap, name: str) -> list[FieldRule]:
+        table = entry.get("fields")
+        line = entry.lines.get("fields", entry.line)
+        if not isinstance(table, LineMap) or not table:
+            self.problem(
+                line,
+                name,
+                "'fields' is required: field name → the metric that feeds it",
+                "fields: {temp_c: Temperature, state: {metric: State, map: {1: running}}}",
+            )
+            return []
+        rules: list[FieldRule] = []
+        for field_name, spec in table.items():
+            field_line = table.lines[field_name]
+            if not self.field_name(field_name, field_line, name, [], "telemetry"):
+                continue
+            if field_name == ONLINE:
+                self.problem(field_line, name, f"field {ONLINE!r} is set by BIRTH and DEATH")
+                continue
+            metric: object = field_name if spec is None else spec
+            rest: Any = None
+            if isinstance(spec, LineMap):
+                metric = spec.get("metric", field_name)
+                rest = LineMap({k: v for k, v in spec.items() if k != "metric"})
+                rest.line, rest.lines = spec.line, spec.lines
+                if "path" in spec:
+                    self.problem(
+                        field_line,
+                        name,
+                        f"field {field_name!r}: a sparkplug field names its 'metric', not a 'path'",
+                    )
+                    continue
+            if not isinstance(metric, str) or not metric:
+                self.problem(
+                    field_line,
+                    name,
+                    f"field {field_name!r}: expected a metric name or a mapping of metric, "
+                    "scale, offset, map",
+                )
+                continue
+            rule = self.field(Template.of(str(field_name)), rest or None, field_line, name)
+            if rule is not None:
+                rules.append(replace(rule, path=MetricPath(metric), path_text=metric))
+        return rules
 
     def topic(self, entry: LineMap, name: str) -> str | None:
         topic = entry.get("topic")

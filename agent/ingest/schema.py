@@ -81,6 +81,7 @@ KNOWN_METRICS: Final = (
     "power_kw",
     "humidity_pct",
     "flow_l_min",
+    "online",  # 1 after a Sparkplug B BIRTH, 0 at once after its DEATH (docs/inputs.md)
 )
 
 # A metric name must be usable in a rule expression (an identifier) and must not take the place

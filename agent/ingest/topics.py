@@ -10,6 +10,7 @@ from typing import Final
 
 from agent.errors import ConfigError
 from agent.ingest.mapping import InputMappings
+from agent.ingest.sparkplug import SparkplugHost
 from agent.model import MessageKind
 
 _FORBIDDEN: Final = ("+", "#", "\0")
@@ -44,7 +45,7 @@ class TopicMap:
     `inputs` (config/inputs.yaml) are tried first, in their order; the built-in scheme after them.
     """
 
-    __slots__ = ("_head", "_prefix", "inputs")
+    __slots__ = ("_head", "_prefix", "inputs", "sparkplug")
 
     def __init__(self, prefix: str = "factory", inputs: InputMappings | None = None) -> None:
         if not all(_valid_level(level) for level in prefix.split("/")):
@@ -55,6 +56,8 @@ class TopicMap:
         self._prefix = prefix
         self._head = prefix + "/"
         self.inputs = inputs if inputs else None  # no mappings: the built-in scheme alone
+        # What Sparkplug edge nodes announced (aliases, seq): kept when `inputs` is reloaded.
+        self.sparkplug = SparkplugHost()
 
     @property
     def prefix(self) -> str:
@@ -80,6 +83,11 @@ class TopicMap:
     def match(self, topic: str) -> TopicMatch | None:
         """The kind, site and subject of `topic`, or None when no input pattern fits it."""
         if self.inputs is not None:
+            spb = self.inputs.match_sparkplug(topic)
+            if spb is not None:
+                named = spb[0].names_subject(spb[2])
+                site, subject = named if named is not None else ("", "")
+                return TopicMatch("telemetry", site, subject, spb[0].name)
             mapped = self.inputs.match(topic)
             if mapped is not None:
                 return TopicMatch(mapped.kind, mapped.site, mapped.subject, mapped.mapping.name)
