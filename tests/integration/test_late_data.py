@@ -10,14 +10,18 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from agent.store.repository import Store
+from agent.store.tables import outbox_table
 from tests.integration.test_cli import cli
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import Publisher, poll
 from tests.support.mosquitto import Mosquitto
+from tests.support.notify_servers import WebhookSink
 
 STEP = timedelta(seconds=30)
 READINGS = 241  # two hours, every 30 s
@@ -35,14 +39,38 @@ def topic(machine: str) -> str:
     return f"factory/plant1/machine/{machine}/telemetry"
 
 
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    sink = WebhookSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def outbox(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as connection:
+        return [dict(r) for r in connection.execute(select(outbox_table)).mappings()]
+
+
 def test_a_two_hour_backfill_is_not_silence_and_keeps_its_episodes_in_plant_time(
-    broker: Mosquitto, store: Store, tmp_path: Path
+    broker: Mosquitto, store: Store, tmp_path: Path, webhook: WebhookSink
 ) -> None:
     config = write_config(
         tmp_path,
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id="agent-late-data",
+        extra=f"""
+[notify]
+channels = {{ ops = "{webhook.url()}" }}
+poll_s = 0.2
+late_hold_s = 3
+
+[[notify.routes]]
+name = "maintenance"
+channels = ["ops"]
+severity = ["warning", "critical"]
+""",
     )
     config.write_text(config.read_text().replace("[rules]\n", "[rules]\ntick_s = 0.2\n", 1))
     agent = AgentProcess(config, cwd=tmp_path)
@@ -80,11 +108,37 @@ def test_a_two_hour_backfill_is_not_silence_and_keeps_its_episodes_in_plant_time
             20.0,
             "the overheating episode, resolved",
         )
+        # Nobody is paged for the episode that was over before its data came: one summary
+        # line names it, and its held firing message is skipped, never sent.
+        summaries = poll(
+            lambda: [r for r in webhook.requests if "from late data" in r["body"]["title"]],
+            20.0,
+            "the late-episode summary",
+        )
+        assert any("cnc-02" in r["body"]["message"] for r in summaries)
+        hot_id = hot_alerts[0]["id"]
+        poll(
+            lambda: (
+                {
+                    r["status"]
+                    for r in outbox(store)
+                    if r["ref_id"] == hot_id and r["channel"] == "ops"
+                }
+                == {"skipped"}
+            ),
+            20.0,
+            "the held firing message skipped",
+        )
     finally:
         publisher.close()
         agent.stop()
+    assert not [
+        r
+        for r in webhook.requests
+        if "overheating" in r["body"]["title"].lower() or "cnc-02 at" in r["body"]["title"]
+    ]
     alerts = store.alerts()
-    assert [a for a in alerts if a.get("rule") == "sensor-stale"] == []  # old code: one per tick
+    assert [a for a in alerts if a["rule_id"] == "sensor-stale"] == []  # old code: one per tick
     (episode,) = hot_alerts
     assert [a["rule_id"] for a in alerts].count("overheating") == 1
     assert episode["subject"] == "cnc-02"
