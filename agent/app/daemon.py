@@ -54,6 +54,7 @@ from agent.model import (
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
+from agent.rulebook.disabled import DisabledRules
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
 from agent.store.repository import ChangeHook, Store, StoredChange
@@ -82,6 +83,7 @@ class Daemon:
         self.inputs = InputsFile(settings.ingest.inputs_file)
         self.topics = TopicMap(settings.mqtt.topic_prefix, self.inputs.load())
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
+        self.rules_disabled = DisabledRules()  # by the engine worker, kept across reloads
         self.pipeline = Pipeline(
             Core(
                 policy.ruleset,
@@ -93,6 +95,7 @@ class Daemon:
             settings.ingest.max_payload_bytes,
             SubjectLimits.of(settings.ingest),
             settings.ingest.max_topic_level_chars,
+            self.rules_disabled,
         )
         mqtt = settings.mqtt
         connection = functools.partial(
@@ -150,6 +153,7 @@ class Daemon:
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
+        self.metrics.rules_disabled.set_function(lambda: self.rules_disabled.count)
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
         # watcher and SIGHUP: ("tick", "") or ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -169,6 +173,7 @@ class Daemon:
             ProcessEngine,
             deadline_s=rules.engine_deadline_s,
             on_fault=self._alarm,
+            disabled=self.rules_disabled,
             log_level=self.settings.log.level,
             log_format="json" if self.settings.log.format == "auto" else self.settings.log.format,
         )

@@ -17,6 +17,7 @@ from agent.ingest.decode import MAX_LEVEL_CHARS, decode
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, Fact, Message, Outcome, Rejected, SavedTrack
+from agent.rulebook.disabled import DisabledRules
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +37,11 @@ class Pipeline:
         max_payload_bytes: int,
         subjects: SubjectLimits | None = None,
         max_level_chars: int = MAX_LEVEL_CHARS,
+        rules_disabled: DisabledRules | None = None,
     ) -> None:
         self.core = core
+        # The rules the engine worker disabled (shared with its engines): their alerts go out here.
+        self.rules_disabled = rules_disabled
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
         self.max_level_chars = max_level_chars
@@ -90,6 +94,9 @@ class Pipeline:
             decisions.extend(result)
         if batch:
             decisions.extend(self.subjects.alerts(batch[-1].received_at, self.core.ruleset.hash))
+            if self.rules_disabled is not None:
+                at = batch[-1].received_at
+                decisions.extend(self.rules_disabled.alerts(at, self.core.ruleset.hash))
         return Outcome(decisions, rejected, commands)
 
     @staticmethod
