@@ -93,7 +93,7 @@ class Daemon:
             ),
             self.topics,
             settings.ingest.max_payload_bytes,
-            SubjectLimits.of(settings.ingest),
+            SubjectLimits.of(settings.ingest, parse_sites(settings.mqtt.sites)),
             settings.ingest.max_topic_level_chars,
             self.rules_disabled,
         )
@@ -153,6 +153,7 @@ class Daemon:
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
+        self.metrics.sites.set_function(lambda: self.pipeline.subjects.sites)
         self.metrics.rules_disabled.set_function(lambda: self.rules_disabled.count)
         # Work for the ingest thread (which owns the engine) from the scheduler, the rule
         # watcher and SIGHUP: ("tick", "") or ("reload", why).

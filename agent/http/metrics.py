@@ -89,10 +89,10 @@ class Metrics:
             "ingest.unknown_subjects_max).",
             registry=r,
         )
-        self.unknown_sites = Gauge(
-            "factory_agent_unknown_sites",
-            "Sites (topic level 2) in the world state other than the agent's own, when mqtt.sites "
-            "does not list them (capped by ingest.unknown_sites_max).",
+        self.sites = Gauge(
+            "factory_agent_sites",
+            "Sites (topic level 2) in the world state (capped by ingest.sites_max unless "
+            "mqtt.sites lists them).",
             registry=r,
         )
         self.rules_disabled = Gauge(
