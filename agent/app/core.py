@@ -54,8 +54,9 @@ log = structlog.get_logger(__name__)
 EngineFactory = Callable[[EnginePlan], RuleEngine]
 # A scheduled rule over several aliases looks at every combination of facts: bound it.
 MAX_SCHEDULED_TUPLES = 100_000
-# Messages per engine round trip at most (`process_many`): a few ms of engine work.
-SEGMENT = 1000
+# Messages per engine round trip at most (`process_many`) unless told otherwise: the default
+# of `ingest.batch_size`, which the daemon, `replay` and `rules test` pass in.
+SEGMENT = 500
 
 
 @dataclass(slots=True)
@@ -77,7 +78,11 @@ class Core:
         masterdata: MasterData,
         engine_factory: EngineFactory = DurableEngine,
         stock_policy: StockPolicy | None = None,
+        segment: int = SEGMENT,
     ) -> None:
+        if segment < 1:
+            raise ValueError(f"segment must be at least 1, got {segment}")
+        self.segment = segment
         self.world = WorldState(masterdata, stock_policy)
         self._reorder_factor = (stock_policy or StockPolicy()).max_reorder_factor
         self._engine_factory = engine_factory
@@ -117,7 +122,7 @@ class Core:
         while start < len(messages):
             keys: set[str] = set()
             end = start
-            while end < len(messages) and end - start < SEGMENT:
+            while end < len(messages) and end - start < self.segment:
                 key = self.world.key_of(messages[end])
                 if key in keys or (end > start and messages[end].kind in self._first_only):
                     break

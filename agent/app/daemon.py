@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection
 
 from agent.adapters.alarm import alarm_topic, raise_alarm
@@ -26,30 +25,31 @@ from agent.adapters.memory import release_free_memory
 from agent.adapters.mqtt import Inbound, MqttSource, TlsOptions
 from agent.adapters.rulewatch import RuleWatcher
 from agent.app import commands
-from agent.app.clock import SystemClock
-from agent.app.core import Core, EngineFactory
+from agent.app.clock import Clock, SystemClock
+from agent.app.core import EngineFactory
 from agent.app.inputsreload import InputsFile
 from agent.app.machinesync import sync_work_orders, work_order_closed
 from agent.app.pipeline import Pipeline, Raw
+from agent.app.plantclock import PlantClock
 from agent.app.policy import Policy
 from agent.app.reload import PolicyFiles, reload_policy
-from agent.app.stocksync import seed_reorders, stock_policy
+from agent.app.runner import Fed, Runner
+from agent.app.stocksync import seed_reorders
+from agent.app.ticks import TickSchedule
 from agent.config import MqttSettings, Settings
 from agent.decisions.report import record
-from agent.errors import EngineError, StoreError, TransitionError
+from agent.errors import StoreError, TransitionError
 from agent.http.metrics import Metrics, count_messages
 from agent.ingest.partition import parse_sites, partition_filters
-from agent.ingest.subjects import SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import (
     Decision,
     Fact,
-    Message,
     NotifyDecision,
     Outcome,
     PublishDecision,
-    Rejected,
     SavedTrack,
+    TrackChanges,
 )
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
@@ -75,26 +75,29 @@ _OPENED = {
 
 class Daemon:
     def __init__(
-        self, settings: Settings, policy: Policy, store: Store, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        policy: Policy,
+        store: Store,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock`: the wall clock by default; a `PlantClock` runs the daemon on the time the
+        messages carry (a recorded day played through the broker ticks as `replay` does)."""
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
         self.policy = policy
         self.store = store
         self.inputs = InputsFile(settings.ingest.inputs_file)
         self.topics = TopicMap(settings.mqtt.topic_prefix, self.inputs.load())
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
         self.rules_disabled = DisabledRules()  # by the engine worker, kept across reloads
-        self.pipeline = Pipeline(
-            Core(
-                policy.ruleset,
-                policy.masterdata,
-                self._engine_factory(),
-                stock_policy=stock_policy(settings.inventory),
-            ),
+        self.pipeline = Pipeline.of(
+            policy.ruleset,
+            policy.masterdata,
+            settings,
+            self._engine_factory(),
             self.topics,
-            settings.ingest.max_payload_bytes,
-            SubjectLimits.of(settings.ingest, parse_sites(settings.mqtt.sites)),
-            settings.ingest.max_topic_level_chars,
             self.rules_disabled,
         )
         mqtt = settings.mqtt
@@ -142,6 +145,14 @@ class Daemon:
             metrics=self.metrics,
         )
         self.digests = DigestSchedule(store, self.outbox, self.sender.wake)
+        self.runner = Runner(
+            self.pipeline,
+            _DaemonWork(self),
+            # On the wall clock a loop that fell behind gets one tick, not a backlog.
+            TickSchedule(settings.rules.tick_s, coalesce=not isinstance(clock, PlantClock)),
+            settings.commands.allowed_by,
+            stopwatch=time.perf_counter,
+        )
         self._stop = threading.Event()
         self._store_down = False
         self._acked = 0  # messages acknowledged since start
@@ -155,14 +166,13 @@ class Daemon:
         self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
         self.metrics.sites.set_function(lambda: self.pipeline.subjects.sites)
         self.metrics.rules_disabled.set_function(lambda: self.rules_disabled.count)
-        # Work for the ingest thread (which owns the engine) from the scheduler, the rule
-        # watcher and SIGHUP: ("tick", "") or ("reload", why).
+        # Work for the ingest thread (which owns the engine) from the rule watcher and SIGHUP:
+        # ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         # People's commands from the console, applied by the ingest thread like MQTT ones.
         self._people: queue.SimpleQueue[tuple[commands.Command, Future[dict[str, Any]]]] = (
             queue.SimpleQueue()
         )
-        self._tick_pending = threading.Event()
 
     def _engine_factory(self) -> EngineFactory:
         rules = self.settings.rules
@@ -212,11 +222,6 @@ class Daemon:
         self._people.put((command, done))
         return done
 
-    def _request_tick(self) -> None:
-        if not self._tick_pending.is_set():  # a slow loop gets one tick, not a backlog
-            self._tick_pending.set()
-            self._chores.put(("tick", ""))
-
     def run(self) -> int:
         ruleset = self.policy.ruleset
         log.info(
@@ -238,15 +243,14 @@ class Daemon:
         log.info("world_restored", facts=len(restored), tracks=len(tracks))
         del restored, tracks, saved
         release_free_memory()  # the master data's parse and the snapshot's rows are done with
-        open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
+        open_reorders = seed_reorders(self.pipeline.core, self.store, self.clock.now())
         log.info("reorders_loaded", open=open_reorders)
-        sync_work_orders(self.pipeline.core, self.store, None, datetime.now(UTC))
+        sync_work_orders(self.pipeline.core, self.store, None, self.clock.now())
         synced = time.monotonic()
         self.outgoing.start()
         self.source.start()
         self.sender.start()
         self.digests.start()
-        scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
         watcher = None
         if self.settings.rules.watch:
             watcher = RuleWatcher(  # the rule files, the master data files, the inputs file
@@ -262,6 +266,7 @@ class Daemon:
                 batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
                 if batch:
                     self._handle(batch)
+                self._tick(self.clock.now())
                 self._do_chores()
                 if time.monotonic() - synced >= self.settings.inventory.reorder_sync_s:
                     self._resync_reorders()
@@ -271,7 +276,6 @@ class Daemon:
             # A send cut short here is retried at the next start (at least once); waiting for a
             # sender stuck on a locked database would overrun daemon.stop_timeout_s.
             self.sender.stop(timeout=SENDER_STOP_S)
-            scheduler.shutdown(wait=False)
             if watcher is not None:
                 watcher.stop()
             self.source.stop()
@@ -290,23 +294,16 @@ class Daemon:
         self._apply_submitted()
         while True:
             try:
-                chore, why = self._chores.get_nowait()
+                _, why = self._chores.get_nowait()
             except queue.Empty:
                 return
-            if chore == "tick":
-                self._tick_pending.clear()
-                self._tick(datetime.now(UTC))
-            else:
-                self._reload(why)
+            self._reload(why)
 
     def _tick(self, now: datetime) -> None:
-        try:
-            decisions = self.pipeline.core.tick(now)
-        except EngineError as exc:
-            log.error("tick_failed", error=str(exc))
-            return
-        if decisions or self.pipeline.core.tracks_changed():
-            self._commit_decisions(decisions)  # a `for` started or ended counts: it is saved
+        """The scheduler ticks due by `now` (the runner decides which, as in replay)."""
+        fed = self.runner.tick_until(now)
+        if fed is not None and (fed.changes or fed.decisions):  # publish/notify: outbox rows
+            self._stored(fed.changes)
 
     def _reload(self, why: str) -> None:
         """Validate the rule files and master data; swap to what changed and loads, keep what
@@ -314,7 +311,7 @@ class Daemon:
         started = datetime.now(UTC)
         previous = self.pipeline.core.ruleset.hash
         reloaded = reload_policy(
-            self.pipeline.core, self.policy, self._policy_files(), started, why
+            self.pipeline.core, self.policy, self._policy_files(), self.clock.now(), why
         )
         self.policy = reloaded.policy
         self.masterdata_refused = reloaded.masterdata_refused
@@ -356,88 +353,57 @@ class Daemon:
             log.error("rule_set_record_failed", rule_set=ruleset.hash, error=str(exc))
 
     def _commit_decisions(self, decisions: list[Decision]) -> None:
-        changes = self._commit(Outcome(decisions))
-        if changes is None:
-            return
+        fed = self.runner.commit(decisions)
+        if fed is not None:
+            self._stored(fed.changes)
+
+    def _stored(self, changes: Sequence[StoredChange]) -> None:
         self.sender.wake()
         for change in changes:
             _log_change(change)
 
     def _handle(self, batch: Sequence[Inbound]) -> None:
-        started = time.perf_counter()
         fresh = self._drop_redelivered(batch)
         if fresh is None:
             return  # stopping while the database is down: leave the batch unacknowledged
-        outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i, _ in fresh])
-        evaluated = time.perf_counter()
-        changes = self._commit(outcome, [digest for _, digest in fresh])
-        if changes is None:
+        raws = [Raw(i.topic, i.payload, self._dated(i)) for i, _ in fresh]
+        fed = self.runner.feed(raws, [digest for _, digest in fresh])
+        if fed is None:
             return  # stopping while the database is down: leave the batch unacknowledged
-        self._count(batch, outcome, changes, evaluated - started, time.perf_counter() - evaluated)
-        if outcome.commands and not self._apply_commands(outcome.commands):
-            return
+        self._count(batch, fed)
         self.source.ack(batch)
         self._acked += len(batch)
         log.debug(
             "batch_acked", messages=len(batch), total=self._acked, skipped=len(batch) - len(fresh)
         )
         self.sender.wake()
-        for rejected in outcome.rejected:
+        for rejected in fed.rejected:
             log.warning("dead_letter", topic=rejected.topic, reason=rejected.reason)
-        for change in changes:
+        for change in fed.changes:
             _log_change(change)
 
-    def _count(
-        self,
-        batch: Sequence[Inbound],
-        outcome: Outcome,
-        changes: Sequence[StoredChange],
-        evaluation_s: float,
-        commit_s: float,
-    ) -> None:
+    def _dated(self, item: Inbound) -> datetime:
+        """When a message happened: received now, or on a plant clock the time it carries."""
+        if isinstance(self.clock, PlantClock):
+            return self.clock.date(item.payload, item.received_at)
+        return item.received_at
+
+    def _count(self, batch: Sequence[Inbound], fed: Fed) -> None:
         metrics = self.metrics
-        metrics.rule_evaluation.observe(evaluation_s)
-        metrics.commit.observe(commit_s)
+        metrics.rule_evaluation.observe(fed.evaluation_s)
+        metrics.commit.observe(fed.commit_s)
         count_messages(
-            metrics, self.topics, [i.topic for i in batch], [r.topic for r in outcome.rejected]
+            metrics, self.topics, [i.topic for i in batch], [r.topic for r in fed.rejected]
         )
-        if outcome.rejected:
-            metrics.dead_letter(len(outcome.rejected))
+        if fed.rejected:
+            metrics.dead_letter(len(fed.rejected))
         late = self.pipeline.core.world.out_of_order
         if late > self._out_of_order:
             metrics.out_of_order.inc(late - self._out_of_order)
             self._out_of_order = late
-        for change in changes:
+        for change in fed.changes:
             kind = "alert" if change.table == "alert" else str(change.row.get("kind", "action"))
             metrics.decision(kind, change.created)
-
-    def _apply_commands(self, received: list[Message]) -> bool:
-        """Apply people's commands (after the batch's decisions); refused ones become dead
-        letters with the reason. False when stopping with the database down (no ack)."""
-        hook = self.outbox.on_changes if self.outbox.active else None
-        refused: list[Rejected] = []
-        for message in received:
-            try:
-                command = commands.from_message(message, self.settings.commands.allowed_by)
-                row = self._transition(command, message, hook)
-                if row is None:
-                    return False
-            except TransitionError as exc:
-                refused.append(commands.refused(message, str(exc)))
-                log.warning("command_refused", topic=message.topic, reason=str(exc))
-                continue
-            log.info(
-                "command_applied",
-                command=command.command,
-                table=command.target,
-                id=command.id,
-                by=command.by,
-                status=row["status"],
-            )
-            closed = work_order_closed(self.pipeline.core, row, message.received_at)
-            if closed and self._commit(Outcome(closed)) is None:
-                return False
-        return not refused or self._commit(Outcome(rejected=refused)) is not None
 
     def _apply_submitted(self) -> None:
         """The console's commands, through the same store transition as MQTT commands."""
@@ -477,18 +443,18 @@ class Daemon:
             done.set_result(row)
             self.sender.wake()
 
-    def _transition(
-        self, command: commands.Command, message: Message, hook: ChangeHook | None
-    ) -> dict[str, Any] | None:
-        """Apply one command, retrying while the database is down; None when stopping."""
+    def _transition(self, command: commands.Command, at: datetime) -> dict[str, Any] | None:
+        """Apply one command (and its outbox rows), retrying while the database is down; None
+        when stopping."""
+        hook = self.outbox.on_changes if self.outbox.active else None
         return self._retry(
             f"apply the command {command.command}",
-            lambda: commands.apply(self.store, command, message.received_at, hook),
+            lambda: commands.apply(self.store, command, at, hook),
         )
 
     def _resync_reorders(self) -> None:
         """Reorders closed by hand (`done`, `cancel`) stop counting as on order."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         try:
             seed_reorders(self.pipeline.core, self.store, now)
             since = now - timedelta(seconds=2 * self.settings.inventory.reorder_sync_s)
@@ -538,11 +504,15 @@ class Daemon:
             fresh.append((item, digest))
         return fresh
 
-    def _commit(self, outcome: Outcome, processed: Sequence[str] = ()) -> list[StoredChange] | None:
+    def _commit(
+        self,
+        outcome: Outcome,
+        facts: Sequence[Fact],
+        tracks: TrackChanges,
+        processed: Sequence[str] = (),
+    ) -> list[StoredChange] | None:
         """Store the outcome with the facts it changed (the snapshot) in one transaction."""
         hook = self._hook(outcome.decisions)
-        facts: list[Fact] = self.pipeline.core.take_changed()
-        tracks = self.pipeline.core.take_tracks()
         keep = self.settings.ingest.dedup_window
         return self._retry(
             "store the batch",
@@ -594,6 +564,26 @@ class Daemon:
             delay = min(delay * 2, RETRY_MAX_S)
 
 
+class _DaemonWork:
+    """The runner's unit of work in the daemon: the store and the outbox in one transaction,
+    retried while the database is down (None: stopping meanwhile)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def commit(
+        self,
+        outcome: Outcome,
+        facts: Sequence[Fact],
+        tracks: TrackChanges,
+        processed: Sequence[str],
+    ) -> list[StoredChange] | None:
+        return self._daemon._commit(outcome, facts, tracks, processed)
+
+    def transition(self, command: commands.Command, at: datetime) -> dict[str, Any] | None:
+        return self._daemon._transition(command, at)
+
+
 def _outgoing_taken_over(event: str, reason: str, **context: Any) -> None:
     """The publishing connection (`{client_id}-out`) is taken over along with the subscriber's:
     the subscriber's alarm is the one raised; this is its consequence, logged at debug level."""
@@ -620,14 +610,6 @@ def _may_repeat(item: Inbound) -> bool:
 def _stop_overdue() -> None:
     log.error("agent_stop_overdue", action="exiting without finishing the batch")
     os._exit(1)
-
-
-def _start_scheduler(tick_s: float, tick: Callable[[], None]) -> BackgroundScheduler:
-    """An APScheduler 3 job that only asks the ingest loop for a tick (it owns the engine)."""
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(tick, "interval", seconds=tick_s, id="tick", coalesce=True, max_instances=1)
-    scheduler.start()
-    return scheduler
 
 
 def _log_change(change: StoredChange) -> None:

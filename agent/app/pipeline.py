@@ -11,13 +11,20 @@ from datetime import datetime
 
 import structlog
 
-from agent.app.core import Core
+from agent.app.core import Core, EngineFactory
+from agent.app.stocksync import stock_policy
+from agent.config import Settings
 from agent.errors import EngineError
 from agent.ingest.decode import MAX_LEVEL_CHARS, decode
+from agent.ingest.mapping_load import load_inputs
+from agent.ingest.partition import parse_sites
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, Fact, Message, Outcome, Rejected, SavedTrack
 from agent.rulebook.disabled import DisabledRules
+from agent.rulebook.engine import DurableEngine
+from agent.rulebook.rules import RuleSet
+from agent.world.masterdata import MasterData
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +105,39 @@ class Pipeline:
                 at = batch[-1].received_at
                 decisions.extend(self.rules_disabled.alerts(at, self.core.ruleset.hash))
         return Outcome(decisions, rejected, commands)
+
+    @classmethod
+    def of(
+        cls,
+        ruleset: RuleSet,
+        masterdata: MasterData,
+        settings: Settings,
+        engine_factory: EngineFactory = DurableEngine,
+        topics: TopicMap | None = None,
+        rules_disabled: DisabledRules | None = None,
+    ) -> Pipeline:
+        """The pipeline the settings describe: topics (with the input mappings of
+        `ingest.inputs_file`), ingest limits and batch size, and the `[inventory]` stock policy.
+        The daemon (which passes its own `topics`, reloaded live), `replay` and `rules test` all
+        build it here, so a recorded plant in its own topic shapes replays as it ran."""
+        ingest = settings.ingest
+        if topics is None:
+            topics = TopicMap(settings.mqtt.topic_prefix, load_inputs(ingest.inputs_file))
+        core = Core(
+            ruleset,
+            masterdata,
+            engine_factory,
+            stock_policy=stock_policy(settings.inventory),
+            segment=ingest.batch_size,
+        )
+        return cls(
+            core,
+            topics,
+            ingest.max_payload_bytes,
+            SubjectLimits.of(ingest, parse_sites(settings.mqtt.sites)),
+            ingest.max_topic_level_chars,
+            rules_disabled,
+        )
 
     @staticmethod
     def _engine_failed(raw: Raw, exc: EngineError) -> Rejected:

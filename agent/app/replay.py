@@ -6,27 +6,28 @@ an in-memory database, so nothing outside is touched.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.app.core import Core, EngineFactory
+from agent.app.commands import Command
+from agent.app.commands import apply as apply_command
+from agent.app.core import EngineFactory
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.policy import Policy
-from agent.app.stocksync import seed_reorders, stock_policy
+from agent.app.runner import Runner
+from agent.app.stocksync import seed_reorders
+from agent.app.ticks import TickSchedule
 from agent.config import IngestSettings, InventorySettings, Settings
 from agent.errors import AgentError
-from agent.ingest.subjects import SubjectLimits
-from agent.ingest.topics import TopicMap
-from agent.model import Outcome
+from agent.model import Fact, Outcome, TrackChanges
 from agent.rulebook.engine import DurableEngine
 from agent.store.repository import Store, StoredChange
-
-BATCH = 500
 
 Progress = Callable[[int], None]
 
@@ -95,55 +96,19 @@ def replay(
     ingest: IngestSettings | None = None,
     progress: Progress | None = None,
 ) -> ReplayResult:
-    """Run the recording through the pipeline in batches, storing as the daemon would, with a
-    scheduler tick at least every `tick_s` of recorded time (as the daemon's scheduler would).
-    Reorders the store holds open (an earlier replay into the same `--db`) are known."""
-    core = Core(
-        policy.ruleset,
-        policy.masterdata,
-        engine_factory,
-        stock_policy=stock_policy(inventory or InventorySettings()),
+    """`replay_with` on default settings but these (for tests and benchmarks)."""
+    base = Settings()
+    settings = base.model_copy(
+        update={
+            "mqtt": base.mqtt.model_copy(update={"topic_prefix": topic_prefix}),
+            "rules": base.rules.model_copy(update={"tick_s": tick_s}),
+            "ingest": (ingest or base.ingest).model_copy(
+                update={"max_payload_bytes": max_payload_bytes}
+            ),
+            "inventory": inventory or base.inventory,
+        }
     )
-    seed_reorders(core, store, None)
-    ingest = ingest or IngestSettings()
-    pipeline = Pipeline(
-        core,
-        TopicMap(topic_prefix),
-        max_payload_bytes,
-        SubjectLimits.of(ingest),
-        ingest.max_topic_level_chars,
-    )
-    changes: list[StoredChange] = []
-    messages = dead = 0
-    started = time.perf_counter()
-    batch: list[Raw] = []
-    tick = timedelta(seconds=tick_s)
-    next_tick: datetime | None = None
-    try:
-        for raw in read_recording(path, progress):
-            if next_tick is None:
-                next_tick = raw.received_at + tick
-            if raw.received_at >= next_tick:
-                if batch:
-                    dead += _flush(pipeline, store, batch, changes)
-                    messages += len(batch)
-                    batch = []
-                while raw.received_at >= next_tick:
-                    ticked = pipeline.core.tick(next_tick)
-                    if ticked:
-                        changes.extend(store.apply(Outcome(ticked)))
-                    next_tick += tick
-            batch.append(raw)
-            if len(batch) >= BATCH:
-                dead += _flush(pipeline, store, batch, changes)
-                messages += len(batch)
-                batch = []
-        if batch:
-            dead += _flush(pipeline, store, batch, changes)
-            messages += len(batch)
-    finally:
-        pipeline.core.close()
-    return ReplayResult(changes, messages, dead, time.perf_counter() - started)
+    return replay_with(path, policy, store, settings, progress, engine_factory)
 
 
 def replay_with(
@@ -152,22 +117,62 @@ def replay_with(
     store: Store,
     settings: Settings,
     progress: Progress | None = None,
+    engine_factory: EngineFactory = DurableEngine,
 ) -> ReplayResult:
-    """`replay` on the settings the daemon runs with (topics, limits, tick, stock policy)."""
-    return replay(
-        path,
-        policy,
-        store,
-        settings.mqtt.topic_prefix,
-        settings.ingest.max_payload_bytes,
-        settings.rules.tick_s,
-        settings.inventory,
-        ingest=settings.ingest,
-        progress=progress,
+    """Run the recording through the daemon's runner on the recorded time: the pipeline the
+    settings describe (topics, limits, stock policy), batches of `ingest.batch_size`, a tick
+    every `rules.tick_s` of recorded time, commands applied. Reorders the store holds open (an
+    earlier replay into the same `--db`) are known."""
+    pipeline = Pipeline.of(policy.ruleset, policy.masterdata, settings, engine_factory)
+    seed_reorders(pipeline.core, store, None)
+    runner = Runner(
+        pipeline,
+        StoreWork(store, settings.ingest.dedup_window),
+        TickSchedule(settings.rules.tick_s),
+        settings.commands.allowed_by,
     )
+    batch_size = settings.ingest.batch_size
+    changes: list[StoredChange] = []
+    messages = dead = 0
+    started = time.perf_counter()
+    try:
+        for batch in _batches(read_recording(path, progress), batch_size):
+            fed = runner.feed(batch)
+            assert fed is not None  # the store here never asks to stop: it raises
+            changes.extend(fed.changes)
+            messages += len(batch)
+            dead += len(fed.rejected) + len(fed.refused)
+    finally:
+        pipeline.core.close()
+    return ReplayResult(changes, messages, dead, time.perf_counter() - started)
 
 
-def _flush(pipeline: Pipeline, store: Store, batch: list[Raw], changes: list[StoredChange]) -> int:
-    outcome = pipeline.run(batch)
-    changes.extend(store.apply(outcome))
-    return len(outcome.rejected)
+class StoreWork:
+    """The runner's unit of work straight on a store: no outbox, no retry (errors raise)."""
+
+    def __init__(self, store: Store, keep_processed: int = 100_000) -> None:
+        self.store = store
+        self.keep_processed = keep_processed
+
+    def commit(
+        self,
+        outcome: Outcome,
+        facts: Sequence[Fact],
+        tracks: TrackChanges,
+        processed: Sequence[str],
+    ) -> list[StoredChange]:
+        return self.store.apply(
+            outcome,
+            facts=facts,
+            tracks=tracks,
+            processed=processed,
+            keep_processed=self.keep_processed,
+        )
+
+    def transition(self, command: Command, at: datetime) -> dict[str, Any]:
+        return apply_command(self.store, command, at)
+
+
+def _batches(raws: Iterator[Raw], size: int) -> Iterator[list[Raw]]:
+    while batch := list(itertools.islice(raws, size)):
+        yield batch

@@ -311,8 +311,7 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
         args.paths or [tests_path],
         [rules_path],
         masterdata,
-        settings.mqtt.topic_prefix,
-        settings.ingest.max_payload_bytes,
+        settings,
     )
     for text in report(run):
         print(text)

@@ -15,15 +15,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.app.core import Core
 from agent.app.pipeline import Pipeline, Raw
+from agent.app.replay import StoreWork
+from agent.app.runner import Runner
+from agent.app.ticks import TickSchedule
+from agent.config import Settings
 from agent.decisions.report import record
-from agent.errors import MasterDataError, RuleError, RuleProblem
-from agent.ingest.topics import TopicMap
-from agent.model import Decision, NotifyDecision, Outcome, PublishDecision
+from agent.errors import ConfigError, MasterDataError, RuleError, RuleProblem
+from agent.model import Decision, NotifyDecision, PublishDecision
 from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import load_rules
 from agent.rulebook.rules import RuleSet
+from agent.ruletest.settings import resolve_settings
 from agent.ruletest.testfile import Expected, RuleTest, TestFile, parse_test_file
 from agent.store.repository import Store, json_friendly
 from agent.world.masterdata import MasterData
@@ -66,10 +69,11 @@ def run_tests(
     paths: Sequence[Path],
     default_rules: Sequence[Path],
     masterdata: MasterData,
-    topic_prefix: str = "factory",
-    max_payload_bytes: int = 65536,
+    settings: Settings | None = None,
 ) -> Run:
-    """Run every test of every file; problems in a file (or its rules) are reported, not raised."""
+    """Run every test of every file on `settings` (default: the defaults) with each file's
+    `settings:` over them; problems in a file (or its rules) are reported, not raised."""
+    base = settings or Settings()
     run = Run()
     started = time.perf_counter()
     files = test_files(paths)
@@ -87,6 +91,11 @@ def run_tests(
         if parsed is None:
             continue
         try:
+            used = resolve_settings(base, parsed.settings_file, parsed.settings)
+        except ConfigError as exc:
+            run.problems.append(RuleProblem(str(path), 0, "", f"settings: {exc}"))
+            continue
+        try:
             data = _merged(masterdata, parsed.masterdata, str(path))
         except MasterDataError as exc:
             run.problems.append(RuleProblem(str(path), 0, "", str(exc)))
@@ -98,9 +107,7 @@ def run_tests(
             run.problems.extend(p for p in exc.problems if p not in run.problems)
             continue
         for test in parsed.tests:
-            run.results.append(
-                run_test(parsed, test, ruleset, data, topic_prefix, max_payload_bytes)
-            )
+            run.results.append(run_test(parsed, test, ruleset, data, used))
     run.seconds = time.perf_counter() - started
     return run
 
@@ -122,35 +129,35 @@ def run_test(
     test: RuleTest,
     ruleset: RuleSet,
     masterdata: MasterData,
-    topic_prefix: str = "factory",
-    max_payload_bytes: int = 65536,
+    settings: Settings | None = None,
 ) -> TestResult:
     """One test: its messages and the ticks between them, then its expectations checked."""
     result = TestResult(str(file.path), test.name)
-    pipeline = Pipeline(Core(ruleset, masterdata), TopicMap(topic_prefix), max_payload_bytes)
+    settings = settings or Settings()
+    pipeline = Pipeline.of(ruleset, masterdata, settings)
     extra: list[Decision] = []
-    tick = timedelta(seconds=test.tick_s or file.tick_s)
+    end = file.start + timedelta(seconds=test.until_s)
     with Store.open("sqlite://") as store:
-        next_tick = file.start
-        end = file.start + timedelta(seconds=test.until_s)
-
-        def commit(decisions: Sequence[Decision], rejected: Sequence[Any] = ()) -> None:
-            extra.extend(d for d in decisions if isinstance(d, PublishDecision | NotifyDecision))
-            store.apply(Outcome(list(decisions), list(rejected)))
-
-        for item in test.inputs:
-            at = file.start + timedelta(seconds=item.at_s)
-            while next_tick < at:
-                commit(pipeline.core.tick(next_tick))
-                next_tick += tick
-            outcome = pipeline.run([Raw(item.topic, item.payload, at)])
-            for rejected in outcome.rejected:
-                result.failures.append(f"input at line {item.line} was refused: {rejected.reason}")
-            commit(outcome.decisions)
-        while next_tick <= end:
-            commit(pipeline.core.tick(next_tick))
-            next_tick += tick
-        pipeline.core.close()
+        runner = Runner(
+            pipeline,
+            StoreWork(store, settings.ingest.dedup_window),
+            TickSchedule(test.tick_s or file.tick_s or settings.rules.tick_s, file.start),
+            settings.commands.allowed_by,
+        )
+        try:
+            for item in test.inputs:
+                at = file.start + timedelta(seconds=item.at_s)
+                fed = runner.feed([Raw(item.topic, item.payload, at)])
+                assert fed is not None  # the store here never asks to stop: it raises
+                for rejected in fed.rejected + fed.refused:
+                    reason = rejected.reason
+                    result.failures.append(f"input at line {item.line} was refused: {reason}")
+                extra.extend(fed.decisions)
+            fed = runner.tick_until(end)
+            assert fed is not None
+            extra.extend(fed.decisions)
+        finally:
+            pipeline.core.close()
         got = {
             "actions": [_record("action", row, file.start) for row in reversed(store.actions())],
             "alerts": [_record("alert", row, file.start) for row in reversed(store.alerts())],

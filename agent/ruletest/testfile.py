@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from agent.errors import RuleProblem
+from agent.errors import ConfigError, RuleProblem
 from agent.rulebook.timing import parse_duration
 from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
+from agent.ruletest.settings import check_overrides
 
 DEFAULT_START: Final = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday, start of a shift
-DEFAULT_TICK_S: Final = 30.0
-FILE_KEYS: Final = frozenset({"rules", "masterdata", "start", "tick", "tests"})
+FILE_KEYS: Final = frozenset({"rules", "masterdata", "settings", "start", "tick", "tests"})
 TEST_KEYS: Final = frozenset({"name", "input", "expect", "absent", "until", "tick"})
 EXPECT_KEYS: Final = frozenset({"actions", "alerts", "published", "notified"})
 INPUT_KEYS: Final = frozenset({"at", "topic", "payload"})
@@ -59,8 +59,11 @@ class TestFile:
     rule_paths: tuple[Path, ...]  # empty: the configured rules folder
     masterdata: Mapping[str, Mapping[str, Mapping[str, Any]]]
     start: datetime
-    tick_s: float
+    tick_s: float | None  # None: the settings' `rules.tick_s`, as the daemon ticks
     tests: tuple[RuleTest, ...]
+    # `settings:` keys over the settings `rules test` runs on (or over the file it names)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    settings_file: Path | None = None
 
 
 @dataclass
@@ -89,7 +92,7 @@ def parse_test_file(path: Path, text: str) -> tuple[TestFile | None, list[RulePr
     rule_paths = _rule_paths(path, document, problems)
     masterdata = _masterdata(document, problems)
     start = _start(document, problems)
-    tick_s = _duration(document, "tick", DEFAULT_TICK_S, "", problems)
+    tick_s = _duration(document, "tick", 0.0, "", problems) if "tick" in document else None
     if tick_s is not None and tick_s <= 0:
         problems.add(document.lines["tick"], "", "tick must be longer than 0s")
     tests: list[RuleTest] = []
@@ -103,10 +106,14 @@ def parse_test_file(path: Path, text: str) -> tuple[TestFile | None, list[RulePr
             problems.add(line, test.name, "duplicate test name")
         names.add(test.name)
         tests.append(test)
+    settings_file, overrides = _settings(path, document, problems)
     if problems.found:
         return None, problems.found
-    assert tick_s is not None and start is not None
-    return TestFile(path, rule_paths, masterdata, start, tick_s, tuple(tests)), []
+    assert start is not None
+    found = TestFile(
+        path, rule_paths, masterdata, start, tick_s, tuple(tests), overrides, settings_file
+    )
+    return found, []
 
 
 def _known(keys: frozenset[str]) -> str:
@@ -144,6 +151,38 @@ def _masterdata(document: LineMap, problems: _Problems) -> dict[str, dict[str, d
             continue
         out[table] = {str(k): dict(v) for k, v in (subjects or {}).items()}
     return out
+
+
+def _settings(
+    path: Path, document: LineMap, problems: _Problems
+) -> tuple[Path | None, Mapping[str, Mapping[str, Any]]]:
+    """`settings:` a settings file (relative to the test file), or a mapping of sections to keys
+    (`inventory: {on_order_source: agent}`), with the file under `file:` if any."""
+    value = document.get("settings")
+    if value is None:
+        return None, {}
+    line = document.lines["settings"]
+    if isinstance(value, str):
+        return (path.parent / value).resolve(), {}
+    shape = "settings: a settings file, or a mapping of sections ([inventory], ...) to keys"
+    if not isinstance(value, dict):
+        problems.add(line, "", shape)
+        return None, {}
+    file = value.get("file")
+    if file is not None and not isinstance(file, str):
+        problems.add(line, "", "settings.file: the path of a settings file (TOML)")
+        file = None
+    sections = {k: v for k, v in value.items() if k != "file"}
+    if not all(isinstance(table, dict) for table in sections.values()):
+        problems.add(line, "", shape)
+        return None, {}
+    try:
+        check_overrides(sections)
+    except ConfigError as exc:
+        problems.add(line, "", f"settings: {exc}")
+    return ((path.parent / file).resolve() if file else None), {
+        str(k): dict(v) for k, v in sections.items()
+    }
 
 
 def _start(document: LineMap, problems: _Problems) -> datetime | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import InventorySettings, Settings
 from agent.ruletest.run import report, run_tests
 from agent.ruletest.testfile import parse_test_file
 from agent.world.masterdata import MasterData, load_masterdata
@@ -172,3 +173,104 @@ def test_the_shipped_24_hour_two_shift_day_runs_in_under_a_second(masterdata: Ma
     assert run.ok, "\n".join(report(run))
     assert run.seconds < 1.0
     print(f"24 h two-shift test file: {run.seconds * 1000:.0f} ms")
+
+
+REORDER_RULE = """\
+rules:
+  - id: reorder-point
+    when:
+      s: kind == "stock" and projected <= reorder_point
+    then:
+      - reorder: {sku: s.sku, quantity: s.reorder_qty}
+"""
+
+# 30 on hand, reorder point 40, and the ERP reports 100 on order: `max` (the default) counts the
+# ERP's order (projected 130, no reorder), `agent` trusts only the agent's own (projected 30).
+ERP_ORDER_TESTS = """\
+rules: [../rules.yaml]
+masterdata:
+  items:
+    BRG-6204: {reorder_point: 40, reorder_qty: 100}
+SETTINGS
+tests:
+  - name: the ERP's open order counts or not, as [inventory] says
+    input:
+      - {at: 0s, topic: factory/plant1/stock/BRG-6204, payload: {on_hand: 30, on_order: 100}}
+    expect:
+      actions: EXPECTED
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("", "[]"),
+        ("settings: {inventory: {on_order_source: max}}", "[]"),
+        ("settings: {inventory: {on_order_source: agent}}", "[{kind: reorder, sku: BRG-6204}]"),
+        ("settings: agent.toml", "[{kind: reorder, sku: BRG-6204}]"),
+    ],
+)
+def test_a_rule_test_runs_on_the_inventory_settings_it_names(
+    tmp_path: Path, masterdata: MasterData, settings: str, expected: str
+) -> None:
+    text = ERP_ORDER_TESTS.replace("SETTINGS", settings).replace("EXPECTED", expected)
+    path = write(tmp_path, text, rules=REORDER_RULE)
+    (path.parent / "agent.toml").write_text('[inventory]\non_order_source = "agent"\n')
+    run = run_tests([path], [], masterdata)
+    assert run.ok, "\n".join(report(run))
+
+
+def test_the_settings_rules_test_runs_on_reach_every_test(
+    tmp_path: Path, masterdata: MasterData
+) -> None:
+    text = ERP_ORDER_TESTS.replace("SETTINGS", "").replace("EXPECTED", "[{kind: reorder}]")
+    path = write(tmp_path, text, rules=REORDER_RULE)
+    agent_only = Settings().model_copy(
+        update={"inventory": InventorySettings(on_order_source="agent")}
+    )
+    assert not run_tests([path], [], masterdata).ok
+    run = run_tests([path], [], masterdata, agent_only)
+    assert run.ok, "\n".join(report(run))
+
+
+def test_a_wrong_settings_key_is_a_located_problem(tmp_path: Path) -> None:
+    text = ERP_ORDER_TESTS.replace("SETTINGS", "settings: {inventory: {on_order_src: agent}}")
+    parsed, problems = parse_test_file(tmp_path / "t.yaml", text.replace("EXPECTED", "[]"))
+    assert parsed is None
+    assert ":5: -: settings: [inventory] on_order_src: Extra inputs are not permitted" in str(
+        problems[0]
+    )
+
+
+COMMAND_TESTS = """\
+rules: [../rules.yaml]
+masterdata:
+  items:
+    BRG-6204: {reorder_point: 40, reorder_qty: 100}
+tests:
+  - name: a person's commands in a test are applied as the daemon applies them
+    input:
+      - {at: 0s, topic: factory/plant1/stock/BRG-6204, payload: {on_hand: 30}}
+      - {at: 1m, topic: factory/plant1/agent/command, payload: {command: ack, id: 1, by: ana}}
+      - {at: 2m, topic: factory/plant1/agent/command, payload: {command: done, id: 1, by: ana}}
+    expect:
+      alerts: [{rule: reorder-point, status: acknowledged}]
+      actions: [{kind: reorder, status: done}]
+"""
+ALERTING_REORDER_RULE = REORDER_RULE + "      - alert: {message: low}\n"
+
+
+def test_commands_in_a_rule_test_change_the_rows(tmp_path: Path, masterdata: MasterData) -> None:
+    path = write(tmp_path, COMMAND_TESTS, rules=ALERTING_REORDER_RULE)
+    run = run_tests([path], [], masterdata)
+    assert run.ok, "\n".join(report(run))
+
+
+def test_a_refused_command_in_a_rule_test_is_a_failure(
+    tmp_path: Path, masterdata: MasterData
+) -> None:
+    path = write(
+        tmp_path, COMMAND_TESTS.replace("ack, id: 1", "ack, id: 9"), rules=ALERTING_REORDER_RULE
+    )
+    (result,) = run_tests([path], [], masterdata).results
+    assert "input at line 9 was refused: command refused:" in result.failures[0]
