@@ -151,6 +151,8 @@ class IngestSettings(_Section):
     max_topic_level_chars: Annotated[Int, Field(gt=0)] = 128
     unknown_subjects: Literal["accept", "dead_letter"] = "accept"
     unknown_subjects_max: Annotated[Int, Field(ge=0)] = 10_000
+    # Sites (topic level 2) in the world at most, unless mqtt.sites lists them.
+    sites_max: Annotated[Int, Field(ge=1)] = 100
     # Input mappings (a plant's own topics and payloads, docs/inputs.md); a missing file, or one
     # that maps nothing, leaves the built-in topic scheme alone.
     inputs_file: Path | None = Path("config/inputs.yaml")

@@ -392,8 +392,15 @@ class Core:
             if rule.id not in old_rules or old_rules[rule.id].fingerprint != rule.fingerprint
         }
         decisions: list[Decision] = []
-        for fact in list(self.world):
-            matches = [m for m in engine.update(fact.key, fact.fields) if m.rule_id in changed]
+        facts = list(self.world)
+        answers = update_many(engine, [(fact.key, fact.fields) for fact in facts])
+        for fact, answer in zip(facts, answers, strict=True):
+            if isinstance(answer, EngineError):
+                # The new set is in use already: a fact the engine fails on (a rule it hangs on is
+                # disabled by the worker) is not evaluated now, rather than the reload undone.
+                log.warning("fact_not_reevaluated", fact=fact.key, error=str(answer))
+                continue
+            matches = [m for m in answer if m.rule_id in changed]
             decisions.extend(self._decide(matches, now or fact.updated_at))
         # A changed rule's timetable (its schedule or timezone may differ) starts afresh.
         self._set_schedules(keep={k: v for k, v in self._next_run.items() if k not in changed})

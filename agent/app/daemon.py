@@ -54,6 +54,7 @@ from agent.model import (
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
+from agent.rulebook.disabled import DisabledRules
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
 from agent.store.repository import ChangeHook, Store, StoredChange
@@ -90,8 +91,14 @@ class Daemon:
         self.inputs = InputsFile(settings.ingest.inputs_file)
         self.topics = TopicMap(settings.mqtt.topic_prefix, self.inputs.load())
         self.alarm_topic = alarm_topic(settings.mqtt.topic_prefix, settings.daemon.site)
+        self.rules_disabled = DisabledRules()  # by the engine worker, kept across reloads
         self.pipeline = Pipeline.of(
-            policy.ruleset, policy.masterdata, settings, self._engine_factory(), self.topics
+            policy.ruleset,
+            policy.masterdata,
+            settings,
+            self._engine_factory(),
+            self.topics,
+            self.rules_disabled,
         )
         mqtt = settings.mqtt
         connection = functools.partial(
@@ -157,6 +164,8 @@ class Daemon:
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
+        self.metrics.sites.set_function(lambda: self.pipeline.subjects.sites)
+        self.metrics.rules_disabled.set_function(lambda: self.rules_disabled.count)
         # Work for the ingest thread (which owns the engine) from the rule watcher and SIGHUP:
         # ("reload", why).
         self._chores: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -175,6 +184,7 @@ class Daemon:
             ProcessEngine,
             deadline_s=rules.engine_deadline_s,
             on_fault=self._alarm,
+            disabled=self.rules_disabled,
             log_level=self.settings.log.level,
             log_format="json" if self.settings.log.format == "auto" else self.settings.log.format,
         )

@@ -17,9 +17,11 @@ from agent.config import Settings
 from agent.errors import EngineError
 from agent.ingest.decode import MAX_LEVEL_CHARS, decode_all
 from agent.ingest.mapping_load import load_inputs
+from agent.ingest.partition import parse_sites
 from agent.ingest.subjects import SubjectGate, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import Decision, Fact, Message, Outcome, Rejected, SavedTrack
+from agent.rulebook.disabled import DisabledRules
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
 from agent.world.masterdata import MasterData
@@ -42,8 +44,11 @@ class Pipeline:
         max_payload_bytes: int,
         subjects: SubjectLimits | None = None,
         max_level_chars: int = MAX_LEVEL_CHARS,
+        rules_disabled: DisabledRules | None = None,
     ) -> None:
         self.core = core
+        # The rules the engine worker disabled (shared with its engines): their alerts go out here.
+        self.rules_disabled = rules_disabled
         self.topics = topics
         self.max_payload_bytes = max_payload_bytes
         self.max_level_chars = max_level_chars
@@ -87,6 +92,9 @@ class Pipeline:
             decisions.extend(result)
         if batch:
             decisions.extend(self.subjects.alerts(batch[-1].received_at, self.core.ruleset.hash))
+            if self.rules_disabled is not None:
+                at = batch[-1].received_at
+                decisions.extend(self.rules_disabled.alerts(at, self.core.ruleset.hash))
         return Outcome(decisions, rejected, commands)
 
     @classmethod
@@ -97,6 +105,7 @@ class Pipeline:
         settings: Settings,
         engine_factory: EngineFactory = DurableEngine,
         topics: TopicMap | None = None,
+        rules_disabled: DisabledRules | None = None,
     ) -> Pipeline:
         """The pipeline the settings describe: topics (with the input mappings of
         `ingest.inputs_file`), ingest limits and batch size, and the `[inventory]` stock policy.
@@ -116,8 +125,9 @@ class Pipeline:
             core,
             topics,
             ingest.max_payload_bytes,
-            SubjectLimits.of(ingest),
+            SubjectLimits.of(ingest, parse_sites(settings.mqtt.sites)),
             ingest.max_topic_level_chars,
+            rules_disabled,
         )
 
     def _sort(

@@ -89,6 +89,19 @@ class Metrics:
             "ingest.unknown_subjects_max).",
             registry=r,
         )
+        self.sites = Gauge(
+            "factory_agent_sites",
+            "Sites (topic level 2) in the world state (capped by ingest.sites_max unless "
+            "mqtt.sites lists them).",
+            registry=r,
+        )
+        self.rules_disabled = Gauge(
+            "factory_agent_rules_disabled",
+            "Rules taken out of the engine because the engine worker hung or died on them "
+            "(each with a critical alert agent/rules/rule-disabled/<id>; back when a reload "
+            "changes the rule).",
+            registry=r,
+        )
         self.outbox_backlog = Gauge(
             "factory_agent_outbox_backlog",
             "Notifications written to the outbox and not yet sent.",

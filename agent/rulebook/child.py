@@ -49,6 +49,8 @@ def serve(conn: Connection, plan: EnginePlan, log_level: str, log_format: str) -
             return  # the daemon is gone
         if op == "update":
             conn.send(("ok", [_serve_one(engine, key, fields) for key, fields in payload]))
+        elif op == "probe":
+            _probe(conn, plan, *payload)
         elif op == "remove":
             try:
                 engine.remove(payload)
@@ -109,6 +111,30 @@ def _die_with_parent(daemon_pid: int) -> None:
         return
     if os.getppid() != daemon_pid:
         os._exit(1)
+
+
+def _probe(
+    conn: Connection,
+    plan: EnginePlan,
+    key: str,
+    fields: Mapping[str, Any],
+    rules: list[tuple[str, list[str]]],
+) -> None:
+    """Post one fact through each rule on its own, each in an engine of its own, saying which
+    rule is tried before trying it: the daemon reads the culprit of a hang or a crash from the
+    last ("trying", rule id) it got. ("ok", None) when every rule took the fact."""
+    from agent.rulebook.disabled import only_names
+    from agent.rulebook.engine import DurableEngine
+
+    for rule_id, names in rules:
+        conn.send(("trying", rule_id))
+        try:
+            engine = DurableEngine(only_names(plan, names), note=lambda event, context: None)
+            engine.update(key, fields)
+            engine.close()
+        except EngineError:
+            pass  # a refusal is an answer: the worker lives
+    conn.send(("ok", None))
 
 
 def _serve_one(engine: Any, key: str, fields: Mapping[str, Any]) -> Served:

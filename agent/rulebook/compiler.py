@@ -30,6 +30,10 @@ class EnginePlan:
     aliases: Mapping[str, tuple[str, ...]]  # engine rule name -> user alias per position (a0, a1..)
     fields: frozenset[str]  # fact fields the definitions test (plus kind)
     variants: Mapping[str, int] = field(default_factory=dict)  # engine rule name -> `any:` index
+    # rule id -> "file:line" and -> the rule's fingerprint: how a disabled rule is named, and
+    # whether a reload changed it (see `agent/rulebook/disabled.py`).
+    locations: Mapping[str, str] = field(default_factory=dict)
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
 
 
 def compile_rules(ruleset: RuleSet) -> EnginePlan:
@@ -38,16 +42,22 @@ def compile_rules(ruleset: RuleSet) -> EnginePlan:
     aliases: dict[str, tuple[str, ...]] = {}
     variants: dict[str, int] = {}
     used: set[str] = {"kind"}
+    locations: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
     for index, rule in enumerate(ruleset.rules):
         if rule.schedule:
             continue  # evaluated on its timetable, against the world state, not by the engine
+        locations[rule.id] = f"{rule.file}:{rule.line}"
+        fingerprints[rule.id] = rule.fingerprint
         for number, conditions in enumerate(rule.variants):
             name = f"r{index}" if number == 0 else f"r{index}v{number}"
             definitions[name] = {"all": _compile_conditions(conditions, used)}
             rule_ids[name] = rule.id
             aliases[name] = tuple(c.alias for c in conditions)
             variants[name] = number
-    return EnginePlan(definitions, rule_ids, aliases, frozenset(used), variants)
+    return EnginePlan(
+        definitions, rule_ids, aliases, frozenset(used), variants, locations, fingerprints
+    )
 
 
 def engine_alias(position: int) -> str:

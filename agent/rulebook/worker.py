@@ -3,6 +3,8 @@
 `ProcessEngine` speaks the `RuleEngine` protocol; the child runs `DurableEngine` (durable-rules is
 imported there). A dead or silent worker is replaced, re-seeded with the facts it held, and the
 batch retried; a fact that stops the worker twice on its own is quarantined (an `EngineError`).
+Which rule it stopped on is found by a fresh worker posting the fact through each rule on its own,
+each within the deadline; that rule is disabled (`agent/rulebook/disabled.py`), the others go on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import structlog
 from agent.errors import EngineError
 from agent.rulebook.child import CHILD, Found, Served, serve
 from agent.rulebook.compiler import EnginePlan
+from agent.rulebook.disabled import DisabledRules
 from agent.rulebook.engine import Match
 
 log = structlog.get_logger(__name__)
@@ -54,13 +57,17 @@ class ProcessEngine:
         on_fault: FaultHook | None = None,
         log_level: str = "info",
         log_format: str = "json",
-        target: Callable[..., None] = serve,
+        target: Callable[..., None] | None = None,
+        disabled: DisabledRules | None = None,
     ) -> None:
-        self._plan = plan
+        # The rules disabled (by this engine or an earlier one) stay out of the worker's plan.
+        self._disabled = disabled if disabled is not None else DisabledRules()
+        self._full_plan = plan
+        self._plan = self._disabled.apply(plan)
         self._deadline_s = deadline_s
         self._on_fault = on_fault
         self._log = (log_level, log_format)
-        self._target = target
+        self._target = target or serve  # looked up now: a test may swap the module's `serve`
         # What the worker holds, to re-seed a new one: each fact's rule fields as a tuple in
         # `_names` order (a third of a dict's size: 11k facts are 2 MB less).
         self._names = tuple(sorted(plan.fields))
@@ -176,18 +183,71 @@ class ProcessEngine:
 
     def _one_by_one(self, key: str, packed: tuple[Any, ...]) -> list[Match] | EngineError:
         reason = ""
-        for _ in range(KILLS_TO_QUARANTINE):
+        for attempt in range(KILLS_TO_QUARANTINE):
             try:
                 return self._apply([(key, packed)], self._update_in_chunks([(key, packed)]))[0]
             except WorkerLost as exc:
                 reason = str(exc)
                 self._held.pop(key, None)  # never seed a new worker with it
+                # The probe stops a worker on the fact too: with a culprit found, that is twice.
+                culprit = self._find_rule(key, packed) if attempt == 0 else None
+                if culprit is not None:
+                    self._disable(culprit, reason, key)
+                    self._restart()
+                    reason = f"{reason}; rule {culprit} disabled"
+                    break
                 self._restart()
         self._fault("engine_fact_quarantined", reason, fact=key)
         return EngineError(
             f"fact {key} quarantined: it stopped the rule engine worker "
             f"{KILLS_TO_QUARANTINE} times on its own ({reason})"
         )
+
+    def _find_rule(self, key: str, packed: tuple[Any, ...]) -> str | None:
+        """The rule the fact stops the engine on: a fresh worker posts it through no rule, then
+        through each rule on its own, saying which before it tries; the deadline applies to
+        each. None when no rule is to blame (it stops an engine without rules too) or all pass.
+        """
+        rules: dict[str, list[str]] = {"": []}  # first, no rule at all: the baseline
+        for name, rule_id in self._plan.rule_ids.items():
+            rules.setdefault(rule_id, []).append(name)
+        started = time.monotonic()
+        try:
+            process, conn = self._spawn()
+        except EngineError as exc:
+            log.error("engine_probe_failed", fact=key, error=str(exc))
+            return None
+        trying: str | None = None
+        try:
+            conn.send(("probe", (key, self._unpack(packed), list(rules.items()))))
+            while conn.poll(self._deadline_s):
+                status, detail = conn.recv()
+                if status != "trying":
+                    trying = None  # every rule took the fact
+                    break
+                trying = str(detail)
+        except (EOFError, OSError):
+            pass  # it died on the rule it was trying
+        finally:
+            conn.close()
+            if process.poll() is None:
+                process.kill()
+            _ended(process, 5.0)
+        log.info(
+            "engine_probe_done",
+            fact=key,
+            rule=trying,
+            rules=len(rules) - 1,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return trying or None  # "": the fact stops an engine without rules
+
+    def _disable(self, rule_id: str, reason: str, key: str) -> None:
+        """Take the rule out of this engine and of every engine built after it."""
+        rule = self._disabled.disable(self._full_plan, rule_id, reason, key)
+        self._plan = self._disabled.apply(self._full_plan)
+        self._answers.clear()  # they may hold the rule's matches
+        self._fault("engine_rule_disabled", reason, rule=rule_id, at=rule.where, fact=key)
 
     def _update_in_chunks(self, items: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Served]:
         """One round trip per CHUNK facts, so a big seed or restore stays within the deadline."""
@@ -214,14 +274,23 @@ class ProcessEngine:
         return answer
 
     def _start(self) -> None:
-        """A new worker: a plain child process on one end of a socket pair.
+        started = time.monotonic()
+        self._process, self._conn = self._spawn()
+        log.info(
+            "engine_worker_started",
+            pid=self._process.pid,
+            seconds=round(time.monotonic() - started, 3),
+            facts=len(self._held),
+        )
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Connection]:
+        """A new worker on the plan, ready: a plain child process on one end of a socket pair.
 
         Not a multiprocessing `Process`: its spawn start also starts multiprocessing's resource
         tracker (another interpreter, 13 MB) and re-imports the daemon's main module.
         """
         parent_socket, child_socket = socket.socketpair()
         target = f"{self._target.__module__}:{self._target.__qualname__}"
-        started = time.monotonic()
         process = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(child_socket.fileno()), target, str(os.getpid())],
             pass_fds=(child_socket.fileno(),),
@@ -243,13 +312,7 @@ class ProcessEngine:
             if status == "refused":
                 raise EngineError(str(detail))
             raise EngineError(f"the rule engine worker did not start: {status} {detail}".strip())
-        self._process, self._conn = process, parent
-        log.info(
-            "engine_worker_started",
-            pid=process.pid,
-            seconds=round(time.monotonic() - started, 3),
-            facts=len(self._held),
-        )
+        return process, parent
 
     def _stop_worker(self) -> None:
         process, conn = self._process, self._conn

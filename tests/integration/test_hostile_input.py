@@ -9,7 +9,7 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
-from agent.ingest.subjects import ALERT_KEY
+from agent.ingest.subjects import ALERT_KEY, SITES_ALERT_KEY
 from agent.store.repository import Store
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import STOCK, Publisher, poll
@@ -31,10 +31,12 @@ def start_agent(broker: Mosquitto, tmp_path: Path, http_port: int, extra: str = 
     return process
 
 
-def unknown_subjects_metric(port: int) -> float | None:
+def unknown_subjects_metric(
+    port: int, name: str = "factory_agent_unknown_subjects"
+) -> float | None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("factory_agent_unknown_subjects "):
+            if line.startswith(f"{name} "):
                 return float(line.split()[1])
     return None
 
@@ -85,3 +87,35 @@ def test_unknown_skus_over_the_cap_are_dead_letters_with_one_alert_across_a_rest
         agent_stopped = again.stop()
         again.kill()
     assert agent_stopped == 0
+
+
+def test_a_flood_of_site_names_is_capped_with_one_alert_and_the_gauge(
+    broker: Mosquitto, tmp_path: Path, store: Store, publisher: Publisher
+) -> None:
+    port = free_port()
+    agent = start_agent(broker, tmp_path, port, extra="sites_max = 2\n")
+    try:
+        publisher.send(STOCK, {"on_hand": 500})  # plant1
+        for i in range(5):  # a SKU in the master data, at sites nobody runs
+            publisher.send(f"factory/site-{i}/stock/BRG-6204", {"on_hand": i})
+        publisher.send(STOCK, {"on_hand": 400})  # a site in the world goes on
+        letters = poll(lambda: len(store.dead_letters()) >= 4 and store.dead_letters(), 10, "4")
+        assert sorted(letter["topic"] for letter in letters) == [
+            f"factory/site-{i}/stock/BRG-6204" for i in (1, 2, 3, 4)
+        ]
+        assert all("ingest.sites_max" in letter["reason"] for letter in letters)
+        poll(lambda: unknown_subjects_metric(port, "factory_agent_sites") == 2.0, 5, "2 sites")
+        (alert,) = poll(
+            lambda: [a for a in store.alerts() if a["dedup_key"] == SITES_ALERT_KEY], 5, ""
+        )
+        assert (alert["status"], alert["count"]) == ("firing", 1)
+        poll(
+            lambda: (
+                {f.key: f for f in store.facts()}["stock/plant1/BRG-6204"].fields["on_hand"] == 400
+            ),
+            5,
+            "plant1 updated",
+        )
+        assert agent.stop() == 0
+    finally:
+        agent.kill()

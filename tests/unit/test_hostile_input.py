@@ -16,7 +16,7 @@ from agent.app.core import Core
 from agent.app.pipeline import Pipeline, Raw
 from agent.decisions.build import ACTION_REFUSED_KEY
 from agent.ingest.decode import decode
-from agent.ingest.subjects import ALERT_KEY, SubjectLimits
+from agent.ingest.subjects import ALERT_KEY, SITES_ALERT_KEY, SubjectLimits
 from agent.ingest.topics import TopicMap
 from agent.model import ActionDecision, AlertDecision, AlertResolved, Fact, Message, Rejected
 from agent.rulebook.fields import build_schema
@@ -190,6 +190,65 @@ def test_dead_letter_mode_refuses_every_unknown_subject() -> None:
             "machine 'ROBOT-1' is not in the master data (machines) and ingest.unknown_subjects "
             "is 'dead_letter': add it there, then send again",
         ]
+    finally:
+        p.core.close()
+
+
+def site_alerts(decisions: list[object]) -> list[object]:
+    return [
+        d
+        for d in decisions
+        if isinstance(d, AlertDecision | AlertResolved) and d.dedup_key == SITES_ALERT_KEY
+    ]
+
+
+def test_new_sites_over_the_cap_are_dead_letters_with_one_alert_and_a_count() -> None:
+    """A known SKU at a random site is a new fact: a flood of site names grew the world."""
+    p = pipeline(SubjectLimits(max_sites=2))
+    try:
+        first = p.run([stock("BRG-1", 0, "plant1"), stock("BRG-1", 1, "plant2")])
+        assert first.rejected == [] and p.subjects.sites == 2
+        flood = [stock("BRG-1", 2 + i, f"x{i}") for i in range(50)]
+        outcome = p.run([*flood, stock("BRG-1", 60, "plant1")])  # a known site goes on
+        assert [r.topic for r in outcome.rejected] == [raw.topic for raw in flood]
+        assert outcome.rejected[0].reason == (
+            "site 'x0' is new and 2 sites are in the world already, the limit of "
+            "ingest.sites_max: list the agent's sites in mqtt.sites, or raise the limit"
+        )
+        assert outcome.rejected[0].raw == b'{"on_hand": 5}'  # kept whole
+        assert len(p.core.world) == 2 and p.subjects.sites == 2
+        (alert,) = site_alerts(outcome.decisions)
+        assert isinstance(alert, AlertDecision) and alert.severity == "warning"
+        assert "ingest.sites_max = 2 is reached" in alert.message
+        assert site_alerts(p.run([stock("BRG-1", 70, "x99")]).decisions) == []  # one alert
+        saved = list(p.core.world)
+    finally:
+        p.core.close()
+    again = pipeline(SubjectLimits(max_sites=2), saved)  # a restart counts the restored sites
+    try:
+        assert again.subjects.sites == 2
+        assert len(again.run([stock("BRG-1", 80, "x100")]).rejected) == 1
+    finally:
+        again.core.close()
+
+
+def test_a_subject_refused_does_not_take_a_site_place() -> None:
+    p = pipeline(SubjectLimits("dead_letter", max_sites=1))
+    try:
+        assert len(p.run([stock("NEW-0", 0, "elsewhere")]).rejected) == 1
+        assert p.subjects.sites == 0
+        assert p.run([stock("BRG-1", 1, "plant1")]).rejected == []
+    finally:
+        p.core.close()
+
+
+def test_sites_listed_in_mqtt_sites_are_not_capped() -> None:
+    """`mqtt.sites` restricts the subscriptions already: the cap would only refuse the plant's."""
+    p = pipeline(SubjectLimits(max_sites=1, sites=frozenset({"a", "b", "c"})))
+    try:
+        outcome = p.run([stock("BRG-1", i, site) for i, site in enumerate("abc")])
+        assert outcome.rejected == [] and p.subjects.sites == 3
+        assert site_alerts(outcome.decisions) == []
     finally:
         p.core.close()
 
