@@ -19,7 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from agent.http.metrics import Metrics
 from agent.notify.channels import Delivery, send
 from agent.notify.message import render_group
-from agent.notify.outbox import FIRING_EVENTS, MQTT, Due, Outbox
+from agent.notify.outbox import Outbox
+from agent.notify.policy import FIRING_EVENTS, MQTT
+from agent.notify.queue import Due
 
 log = structlog.get_logger(__name__)
 
