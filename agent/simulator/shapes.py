@@ -64,8 +64,8 @@ class Shaper:
     def messages(self, topic: str, payload: Mapping[str, Any], now: datetime) -> list[Message]:
         if self.shape == "builtin":
             return [(topic, _json(payload))]
-        prefix, site, kind, subject, *_ = [*topic.split("/"), ""]
-        del prefix
+        # {prefix}/{site}/machine/{machine}/telemetry, {prefix}/{site}/stock|receipt/{sku}
+        _, site, kind, subject, *_ = topic.split("/")
         if self.shape == "bare":
             return _bare(site, kind, subject, payload)
         if self.shape == "nested" or kind != "machine":
