@@ -26,6 +26,7 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 import paho.mqtt.client as paho  # noqa: E402
 import workload  # noqa: E402
 from corecost import core_cost  # noqa: E402
+from mapping import shape_costs  # noqa: E402
 from publisher import history_times  # noqa: E402
 
 from tests.support.agent_process import AgentProcess  # noqa: E402
@@ -349,6 +350,15 @@ def scaling_rows(args: argparse.Namespace, directory: Path) -> list[Row]:
     return rows
 
 
+def mapping_rows() -> list[Row]:
+    """The cost of input mappings: the simulated plant's shapes, decoded (bench/mapping.py)."""
+    rows: list[Row] = []
+    for shape, (per_message, per_report) in shape_costs(reports=300, runs=3).items():
+        figure = f"mapping cost, {shape} (µs/message / µs/report)"
+        rows.append((figure, f"{per_message:.1f} / {per_report:.1f}", "", ""))
+    return rows
+
+
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a few minutes")
@@ -395,7 +405,7 @@ def main() -> None:
     rows: list[Row] = []
     if args.only_scaling:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            print_table(scaling_rows(args, Path(tmp)), args)
+            print_table(scaling_rows(args, Path(tmp)) + mapping_rows(), args)
         return
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Broker(args.inflight) as broker:
         directory = Path(tmp)
@@ -432,6 +442,7 @@ def main() -> None:
         rows.append(("rules test, shipped tests (s)", f"{rules_test_seconds():.1f}", "", ""))
         print("cost per message ...", flush=True)
         rows += scaling_rows(args, directory / "core")
+        rows += mapping_rows()
     print_table(rows, args)
 
 

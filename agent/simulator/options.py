@@ -29,6 +29,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "--record", type=Path, metavar="FILE.jsonl", help="also write what is published, for replay"
     )
     parser.add_argument(
+        "--shape",
+        choices=("builtin", "bare", "nested", "sparkplug"),
+        default="builtin",
+        help="how the plant publishes (docs/inputs.md; mappings in config/inputs.examples/): "
+        "the built-in scheme (default), a bare number per topic, nested JSON with millisecond "
+        "times and codes, or Sparkplug B",
+    )
+    parser.add_argument(
         "--offline",
         action="store_true",
         help="no broker, no waiting: only --record the stream (needs --messages)",

@@ -7,6 +7,7 @@ and a `--start` give the same stream every time; `--record` writes it for `repla
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import signal
@@ -27,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.config import Settings
 from agent.errors import ConfigError
 from agent.simulator.factory import Factory
+from agent.simulator.shapes import Shaper
 from agent.world.masterdata import load_masterdata
 
 log = structlog.get_logger(__name__)
@@ -62,9 +64,11 @@ def simulate(
     with ExitStack() as stack:
         record = stack.enter_context(args.record.open("w")) if args.record else None
         client = None if args.offline else stack.enter_context(_Broker(settings))
-        sent = _loop(args, factory, start, stop, client, record, progress)
+        shaper = Shaper(getattr(args, "shape", "builtin"))
+        sent, published = _loop(args, factory, start, stop, client, record, progress, shaper)
+    shape = "" if shaper.shape == "builtin" else f" (as {published} {shaper.shape} MQTT messages)"
     print(
-        f"simulated {sent} messages, {factory.elapsed / 3600:.1f} h of factory time "
+        f"simulated {sent} messages{shape}, {factory.elapsed / 3600:.1f} h of factory time "
         f"({factory.orders} purchase orders placed)",
         file=sys.stderr,
     )
@@ -98,7 +102,12 @@ def _loop(
     client: paho.Client | None,
     record: IO[str] | None,
     progress: Callable[[int], None] | None = None,
-) -> int:
+    shaper: Shaper | None = None,
+) -> tuple[int, int]:
+    """(the plant's reports, the MQTT messages they took): `--messages` counts reports, so a
+    seed and a count are the same plant day in every shape."""
+    shaper = shaper or Shaper("builtin")
+    published = 0
     step = timedelta(seconds=args.speed / args.rate)
     began = time.monotonic()
     sent = tick = 0
@@ -108,8 +117,10 @@ def _loop(
         if args.duration is not None and time.monotonic() - began >= args.duration:
             break
         now = start + step * tick
-        for topic, payload in factory.step(now):
-            _send(client, record, topic, payload, now)
+        for report, payload in factory.step(now):
+            for topic, body in shaper.messages(report, payload, now):
+                _send(client, record, topic, body, now)
+                published += 1
             sent += 1
         tick += 1
         if progress is not None:
@@ -117,21 +128,24 @@ def _loop(
         if client is not None:
             # Pacing, not synchronisation: wait for this message's slot in real time.
             stop.wait(max(0.0, began + tick / args.rate - time.monotonic()))
-    return sent
+    return sent, published
 
 
 def _send(
     client: paho.Client | None,
     record: IO[str] | None,
     topic: str,
-    payload: dict[str, Any],
+    body: bytes,
     now: datetime,
 ) -> None:
-    body = json.dumps(payload, separators=(",", ":"))
     if client is not None:
-        client.publish(topic, body.encode(), qos=1)
+        client.publish(topic, body, qos=1)
     if record is not None:
-        entry = {"ts": now.isoformat(), "topic": topic, "payload": payload}
+        entry: dict[str, Any] = {"ts": now.isoformat(), "topic": topic}
+        if topic.startswith("spBv1.0/"):
+            entry["payload_b64"] = base64.b64encode(body).decode()  # protobuf
+        else:
+            entry["payload"] = json.loads(body)
         record.write(json.dumps(entry, separators=(",", ":")) + "\n")
 
 
