@@ -56,8 +56,11 @@ from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
+from agent.store import readings as history
 from agent.store.repository import ChangeHook, Store, StoredChange
 from agent.store.snapshot import message_digest
+from agent.world.history import Reading, summarize
+from agent.world.machine import refill_windows, window_spans
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -230,6 +233,9 @@ class Daemon:
         restored, tracks, firing = saved
         self.pipeline.restore(restored, tracks, firing)
         log.info("world_restored", facts=len(restored), tracks=len(tracks))
+        if self.settings.history.enabled:
+            refilled = self._retry("refill the metric windows", self._refill_windows)
+            log.info("metric_windows_refilled", readings=refilled)
         del restored, tracks, saved
         release_free_memory()  # the master data's parse and the snapshot's rows are done with
         open_reorders = seed_reorders(self.pipeline.core, self.store, datetime.now(UTC))
@@ -241,6 +247,15 @@ class Daemon:
         self.sender.start()
         self.digests.start()
         scheduler = _start_scheduler(self.settings.rules.tick_s, self._request_tick)
+        if self.settings.history.enabled:
+            self._chores.put(("prune", ""))
+            scheduler.add_job(
+                functools.partial(self._chores.put, ("prune", "")),
+                "interval",
+                seconds=self.settings.history.prune_every_s,
+                id="prune_readings",
+                coalesce=True,
+            )
         watcher = None
         if self.settings.rules.watch:
             watcher = RuleWatcher(  # the rule files, the master data files, the inputs file
@@ -280,6 +295,47 @@ class Daemon:
         """What the last commit left: facts, tracked matches, and the alerts still open."""
         return self.store.facts(), self.store.tracks(), self.store.firing_alert_keys()
 
+    def _refill_windows(self) -> int:
+        """Each machine's metric windows from the readings of its longest window: averages and
+        trends go on across a restart. How many readings were used."""
+        now = datetime.now(UTC)
+        world = self.pipeline.core.world
+        machines: dict[str, list[Fact]] = {}
+        for fact in world:
+            if fact.kind == "machine":
+                machines.setdefault(fact.site, []).append(fact)
+        used = 0
+        for site, facts in machines.items():
+            spans = {f.subject: window_spans(world.masterdata.machine(f.subject)) for f in facts}
+            since = now - timedelta(seconds=max(max(span) for span in spans.values()))
+            for start in range(0, len(facts), 500):
+                chunk = facts[start : start + 500]
+                rows = history.series(
+                    self.store.engine, "machine", site, [f.subject for f in chunk], since
+                )
+                by_subject: dict[str, list[Reading]] = {}
+                for row in rows:
+                    by_subject.setdefault(row.subject, []).append(row)
+                for fact in chunk:
+                    saved = sorted(by_subject.get(fact.subject, ()), key=lambda r: r.bucket)
+                    refill_windows(
+                        world.windows_of(fact.key),
+                        world.masterdata.machine(fact.subject),
+                        [(r.metric, _summary_time(r, self.settings.history.resolution_s),
+                          r.count, r.mean) for r in saved],
+                    )  # fmt: skip
+                    used += len(saved)
+        return used
+
+    def _prune_readings(self, now: datetime) -> None:
+        before = now - timedelta(days=self.settings.history.retention_days)
+        try:
+            deleted = history.prune(self.store.engine, before)
+        except StoreError as exc:
+            log.warning("readings_prune_failed", error=str(exc))
+            return
+        log.info("readings_pruned", deleted=deleted, before=before.isoformat())
+
     def _do_chores(self) -> None:
         self._apply_submitted()
         while True:
@@ -290,6 +346,8 @@ class Daemon:
             if chore == "tick":
                 self._tick_pending.clear()
                 self._tick(datetime.now(UTC))
+            elif chore == "prune":
+                self._prune_readings(datetime.now(UTC))
             else:
                 self._reload(why)
 
@@ -362,9 +420,12 @@ class Daemon:
         fresh = self._drop_redelivered(batch)
         if fresh is None:
             return  # stopping while the database is down: leave the batch unacknowledged
-        outcome = self.pipeline.run([Raw(i.topic, i.payload, i.received_at) for i, _ in fresh])
+        taken: list[Message] | None = [] if self.settings.history.enabled else None
+        raws = [Raw(i.topic, i.payload, i.received_at) for i, _ in fresh]
+        outcome = self.pipeline.run(raws, taken)
+        readings = summarize(taken, self.settings.history.resolution_s) if taken else []
         evaluated = time.perf_counter()
-        changes = self._commit(outcome, [digest for _, digest in fresh])
+        changes = self._commit(outcome, [digest for _, digest in fresh], readings)
         if changes is None:
             return  # stopping while the database is down: leave the batch unacknowledged
         self._count(batch, outcome, changes, evaluated - started, time.perf_counter() - evaluated)
@@ -493,14 +554,18 @@ class Daemon:
         if closed:
             self._commit_decisions(closed)
 
-    def _hook(self, decisions: Sequence[Decision]) -> ChangeHook | None:
+    def _hook(
+        self, decisions: Sequence[Decision], readings: Sequence[Reading] = ()
+    ) -> ChangeHook | None:
         """What the store runs inside the batch's transaction: the outbox rows of the changes,
-        and of the rules' `publish` and `notify` actions (sent later, retried, never lost)."""
+        and of the rules' `publish` and `notify` actions (sent later, retried, never lost), and
+        the batch's readings (history)."""
         extra = [d for d in decisions if isinstance(d, (PublishDecision, NotifyDecision))]
-        if not extra and not self.outbox.active:
+        if not extra and not self.outbox.active and not readings:
             return None
 
         def hook(connection: Connection, changes: Sequence[StoredChange]) -> None:
+            history.write(connection, readings)
             if self.outbox.active:
                 self.outbox.on_changes(connection, changes)
             if extra:
@@ -532,9 +597,12 @@ class Daemon:
             fresh.append((item, digest))
         return fresh
 
-    def _commit(self, outcome: Outcome, processed: Sequence[str] = ()) -> list[StoredChange] | None:
-        """Store the outcome with the facts it changed (the snapshot) in one transaction."""
-        hook = self._hook(outcome.decisions)
+    def _commit(
+        self, outcome: Outcome, processed: Sequence[str] = (), readings: Sequence[Reading] = ()
+    ) -> list[StoredChange] | None:
+        """Store the outcome with the facts it changed (the snapshot) and the batch's readings
+        in one transaction."""
+        hook = self._hook(outcome.decisions, readings)
         facts: list[Fact] = self.pipeline.core.take_changed()
         tracks = self.pipeline.core.take_tracks()
         keep = self.settings.ingest.dedup_window
@@ -605,6 +673,13 @@ def tls_options(mqtt: MqttSettings) -> TlsOptions | None:
         key_file=mqtt.tls_key_file,
         insecure=mqtt.tls_insecure,
     )
+
+
+def _summary_time(reading: Reading, resolution_s: int) -> float:
+    """The time a saved bucket's samples are put at in a refilled window: its middle, or its
+    last sample if earlier (a bucket still filling)."""
+    middle = reading.bucket.timestamp() + resolution_s / 2
+    return min(middle, reading.last_at.timestamp())
 
 
 def _may_repeat(item: Inbound) -> bool:

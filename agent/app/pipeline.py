@@ -55,9 +55,10 @@ class Pipeline:
         self.subjects.seed(self.core.world)
         return restored
 
-    def run(self, batch: Sequence[Raw]) -> Outcome:
+    def run(self, batch: Sequence[Raw], readings: list[Message] | None = None) -> Outcome:
         """Decode the batch, then run its messages through the core; dead letters come first,
-        then decisions in message order; commands are set aside for the daemon."""
+        then decisions in message order; commands are set aside for the daemon. The messages
+        the core took are appended to `readings` if given (the daemon's history)."""
         decisions: list[Decision] = []
         rejected: list[Rejected] = []
         commands: list[Message] = []
@@ -82,6 +83,8 @@ class Pipeline:
                 rejected.append(Rejected(raw.topic, raw.payload, refused, raw.received_at))
                 continue
             accepted.append((decoded, raw))
+        if readings is not None:
+            readings.extend(message for message, _ in accepted)
         results = self.core.process_many([message for message, _ in accepted])
         for (_, raw), result in zip(accepted, results, strict=True):
             if isinstance(result, EngineError):
