@@ -23,21 +23,21 @@ def upgrade() -> None:
         sa.Column("site", sa.String(), nullable=False),
         sa.Column("subject", sa.String(), nullable=False),
         sa.Column("metric", sa.String(), nullable=False),
-        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("bucket_s", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("min", sa.Float(), nullable=False),
         sa.Column("max", sa.Float(), nullable=False),
         sa.Column("mean", sa.Float(), nullable=False),
         sa.Column("last", sa.Float(), nullable=False),
-        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at_s", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "kind", "site", "subject", "metric", "bucket", name=op.f("pk_reading")
+            "kind", "site", "subject", "metric", "bucket_s", name=op.f("pk_reading")
         ),
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_reading_bucket", "reading", ["bucket"])
+    op.create_index("ix_reading_bucket_s", "reading", ["bucket_s"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_reading_bucket", table_name="reading")
+    op.drop_index("ix_reading_bucket_s", table_name="reading")
     op.drop_table("reading")
