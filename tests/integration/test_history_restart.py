@@ -13,6 +13,7 @@ import pytest
 from agent.model import Fact
 from agent.store import readings
 from agent.store.repository import Store
+from agent.world.history import Reading
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import PRESS, Publisher, poll
 from tests.support.mosquitto import Mosquitto
@@ -84,3 +85,34 @@ def test_the_average_right_after_a_restart_is_the_one_before(
         agent.kill()
     assert moved.fields["temp_c_avg"] == round((5 * 68 + 68 + 80) / 7, 4)  # not 74, not 80
     assert float(moved.fields["temp_c_trend"]) > 0  # the rise goes on, not restarted empty
+
+
+def test_readings_older_than_the_retention_are_pruned_at_start(
+    broker: Mosquitto, store: Store, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    kept, old = now - timedelta(days=1), now - timedelta(days=3)
+    with store.engine.begin() as connection:
+        readings.write(
+            connection,
+            [
+                Reading("machine", "plant1", "press-01", "temp_c", at, 1, 1, 1, 1, 1, at)
+                for at in (old, kept)
+            ],
+        )
+    config = write_config(
+        tmp_path,
+        port=broker.port,
+        database_url=f"sqlite:///{tmp_path}/agent.db",
+        client_id="agent-history-prune",
+        extra="\n[history]\nretention_days = 2\n",
+    )
+    agent = AgentProcess(config, cwd=tmp_path)
+    agent.start()
+    try:
+        pruned = agent.wait_for("readings_pruned", timeout=30)
+    finally:
+        agent.kill()
+    assert pruned["deleted"] == 1
+    left = readings.series(store.engine, "machine", "plant1", ["press-01"], old)
+    assert [r.bucket for r in left] == [kept]
