@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from agent.model import Message, Value
 from agent.world.machine import COUNTERS
@@ -61,18 +61,30 @@ def bucket_of(at: datetime, resolution_s: int) -> datetime:
 
 def summarize(messages: Iterable[Message], resolution_s: int) -> list[Reading]:
     """The readings of a batch of messages, one per subject, metric and bucket."""
-    out: dict[tuple[str, str, str, str, datetime], Reading] = {}
+    # per key: count, min, max, sum, last, last_at (plain lists: 9 µs a message as Readings)
+    sums: dict[tuple[str, str, str, str, float], list[Any]] = {}
     for message in messages:
+        at = message.ts
+        bucket_s = at.timestamp() // resolution_s * resolution_s
         for kind, metric, value in _samples(message):
-            bucket = bucket_of(message.ts, resolution_s)
-            key = (kind, message.site, message.subject, metric, bucket)
-            one = Reading(
-                kind, message.site, message.subject, metric, bucket, 1,
-                value, value, value, value, message.ts,
-            )  # fmt: skip
-            previous = out.get(key)
-            out[key] = one if previous is None else previous.merged(one)
-    return list(out.values())
+            key = (kind, message.site, message.subject, metric, bucket_s)
+            seen = sums.get(key)
+            if seen is None:
+                sums[key] = [1, value, value, value, value, at]
+                continue
+            seen[0] += 1
+            seen[1] = min(seen[1], value)
+            seen[2] = max(seen[2], value)
+            seen[3] += value
+            if at >= seen[5]:
+                seen[4], seen[5] = value, at
+    starts = {b: datetime.fromtimestamp(b, UTC) for (*_, b) in sums}
+    return [
+        Reading(kind, site, subject, metric, starts[bucket_s],
+                n, low, high, total / n, last, last_at)
+        for (kind, site, subject, metric, bucket_s), (n, low, high, total, last, last_at)
+        in sums.items()
+    ]  # fmt: skip
 
 
 def _samples(message: Message) -> Iterable[tuple[str, str, float]]:
