@@ -55,6 +55,14 @@ def console(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[AgentProcess, i
 
 
 @pytest.fixture
+def charted(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[AgentProcess, int]]:
+    """The console with the readings history on (it is off by default): charts have points."""
+    process, port = start_console(broker, tmp_path, history=True)
+    yield process, port
+    process.stop()
+
+
+@pytest.fixture
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("AGENT_TEST_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,14 +197,14 @@ def test_a_viewer_has_no_button_and_a_forged_post_is_refused(
 
 
 def test_the_machine_page_charts_the_readings_published(
-    console: tuple[AgentProcess, int],
+    charted: tuple[AgentProcess, int],
     publisher: Publisher,
     driver: WebDriver,
     shots: Path,
 ) -> None:
     """Readings published on MQTT become points on the machine's chart, with its limit drawn;
     a stock count shows on the stock page and its chart (issue 17 items 1 and 2)."""
-    _, port = console
+    _, port = charted
     base = f"http://127.0.0.1:{port}"
     start = datetime.now(UTC) - timedelta(minutes=12)
     for minute in range(12):  # one reading a minute: twelve buckets, twelve points

@@ -18,6 +18,8 @@ from tests.support.agent_process import AgentProcess, write_config
 from tests.support.live import PRESS, Publisher, poll
 from tests.support.mosquitto import Mosquitto
 
+HISTORY = "\n[history]\nenabled = true\n"  # off by default
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
@@ -38,6 +40,7 @@ def test_the_average_right_after_a_restart_is_the_one_before(
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id="agent-history",
+        extra=HISTORY,
     )
     agent = AgentProcess(config, cwd=tmp_path)
     agent.start()
@@ -105,7 +108,7 @@ def test_readings_older_than_the_retention_are_pruned_at_start(
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id="agent-history-prune",
-        extra="\n[history]\nretention_days = 2\n",
+        extra=f"{HISTORY}retention_days = 2\n",
     )
     agent = AgentProcess(config, cwd=tmp_path)
     agent.start()
@@ -116,3 +119,29 @@ def test_readings_older_than_the_retention_are_pruned_at_start(
     assert pruned["deleted"] == 1
     left = readings.series(store.engine, "machine", "plant1", ["press-01"], old)
     assert [r.bucket for r in left] == [kept]
+
+
+def test_with_history_off_by_default_no_readings_are_written(
+    broker: Mosquitto, store: Store, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        port=broker.port,
+        database_url=f"sqlite:///{tmp_path}/agent.db",
+        client_id="agent-history-off",
+    )
+    agent = AgentProcess(config, cwd=tmp_path)
+    agent.start()
+    publisher = Publisher(broker)
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    try:
+        agent.wait_for("mqtt_subscribed", timeout=30)
+        publisher.send(PRESS, {"state": "running", "temp_c": 61.0, "ts": start.isoformat()})
+        poll(lambda: press(store), 10, "the reading stored as a fact")
+    finally:
+        publisher.close()
+        agent.kill()
+    since = start - timedelta(minutes=2)  # the reading's bucket starts before it
+    assert readings.series(store.engine, "machine", "plant1", ["press-01"], since) == []
+    events = {e.get("event") for e in agent.events}
+    assert "metric_windows_refilled" not in events and "readings_pruned" not in events
