@@ -222,11 +222,14 @@ Decision = (
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the core made of a batch: decisions to store, messages to dead-letter, and the
-    commands (ack, resolve, ...) people sent, which change stored rows without the rules."""
+    commands (ack, resolve, ...) people sent, which change stored rows without the rules; and
+    the messages the core took (the daemon's readings history summarizes them in the same
+    transaction; replay and rule tests leave them)."""
 
     decisions: list[Decision] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     commands: list[Message] = field(default_factory=list)
+    taken: list[Message] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,8 +57,11 @@ from agent.notify.sender import Sender
 from agent.rulebook.disabled import DisabledRules
 from agent.rulebook.engine import DurableEngine
 from agent.rulebook.rules import RuleSet
+from agent.store import readings as history
 from agent.store.repository import ChangeHook, Store, StoredChange
 from agent.store.snapshot import message_digest
+from agent.world.history import Reading, summarize
+from agent.world.machine import refill_windows, window_spans
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -241,12 +244,18 @@ class Daemon:
         restored, tracks, firing = saved
         self.pipeline.restore(restored, tracks, firing)
         log.info("world_restored", facts=len(restored), tracks=len(tracks))
+        keep_history = self.settings.history.enabled
+        if keep_history:
+            refilled = self._retry("refill the metric windows", self._refill_windows)
+            log.info("metric_windows_refilled", readings=refilled)
         del restored, tracks, saved
         release_free_memory()  # the master data's parse and the snapshot's rows are done with
         open_reorders = seed_reorders(self.pipeline.core, self.store, self.clock.now())
         log.info("reorders_loaded", open=open_reorders)
         sync_work_orders(self.pipeline.core, self.store, None, self.clock.now())
-        synced = time.monotonic()
+        synced = pruned = time.monotonic()
+        if keep_history:
+            self._prune_readings(self.clock.now())
         self.outgoing.start()
         self.source.start()
         self.sender.start()
@@ -261,6 +270,7 @@ class Daemon:
             watcher.start()
         batch_size = self.settings.ingest.batch_size
         wait_s = self.settings.ingest.batch_wait_ms / 1000.0
+        prune_every_s = self.settings.history.prune_every_s
         try:
             while not self._stop.is_set():
                 batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
@@ -271,6 +281,9 @@ class Daemon:
                 if time.monotonic() - synced >= self.settings.inventory.reorder_sync_s:
                     self._resync_reorders()
                     synced = time.monotonic()
+                if keep_history and time.monotonic() - pruned >= prune_every_s:
+                    self._prune_readings(self.clock.now())
+                    pruned = time.monotonic()
         finally:
             self.digests.stop()
             # A send cut short here is retried at the next start (at least once); waiting for a
@@ -289,6 +302,49 @@ class Daemon:
     def _saved_state(self) -> tuple[list[Fact], list[SavedTrack], set[str]]:
         """What the last commit left: facts, tracked matches, and the alerts still open."""
         return self.store.facts(), self.store.tracks(), self.store.firing_alert_keys()
+
+    def _refill_windows(self) -> int:
+        """Each machine's metric windows from the readings of its longest window: averages and
+        trends go on across a restart. How many readings were used."""
+        now = self.clock.now()
+        world = self.pipeline.core.world
+        machines: dict[str, list[Fact]] = {}
+        for fact in world:
+            if fact.kind == "machine":
+                machines.setdefault(fact.site, []).append(fact)
+        used = 0
+        for site, facts in machines.items():
+            spans = {f.subject: window_spans(world.masterdata.machine(f.subject)) for f in facts}
+            since = now - timedelta(seconds=max(max(span) for span in spans.values()))
+            for start in range(0, len(facts), 500):
+                chunk = facts[start : start + 500]
+                rows = history.series(
+                    self.store.engine, "machine", site, [f.subject for f in chunk], since
+                )
+                by_subject: dict[str, list[Reading]] = {}
+                for row in rows:
+                    by_subject.setdefault(row.subject, []).append(row)
+                for fact in chunk:
+                    saved = sorted(by_subject.get(fact.subject, ()), key=lambda r: r.bucket)
+                    refill_windows(
+                        world.windows_of(fact.key),
+                        world.masterdata.machine(fact.subject),
+                        [(r.metric, _summary_time(r, self.settings.history.resolution_s),
+                          r.count, r.mean) for r in saved],
+                    )  # fmt: skip
+                    used += len(saved)
+        return used
+
+    def _prune_readings(self, now: datetime) -> None:
+        """Delete the readings older than `history.retention_days` (at start, then every
+        `history.prune_every_s` between two batches); a failure waits for the next time."""
+        before = now - timedelta(days=self.settings.history.retention_days)
+        try:
+            deleted = history.prune(self.store.engine, before)
+        except StoreError as exc:
+            log.warning("readings_prune_failed", error=str(exc))
+            return
+        log.info("readings_pruned", deleted=deleted, before=before.isoformat())
 
     def _do_chores(self) -> None:
         self._apply_submitted()
@@ -469,14 +525,18 @@ class Daemon:
         if closed:
             self._commit_decisions(closed)
 
-    def _hook(self, decisions: Sequence[Decision]) -> ChangeHook | None:
+    def _hook(
+        self, decisions: Sequence[Decision], readings: Sequence[Reading] = ()
+    ) -> ChangeHook | None:
         """What the store runs inside the batch's transaction: the outbox rows of the changes,
-        and of the rules' `publish` and `notify` actions (sent later, retried, never lost)."""
+        and of the rules' `publish` and `notify` actions (sent later, retried, never lost), and
+        the batch's readings (history)."""
         extra = [d for d in decisions if isinstance(d, (PublishDecision, NotifyDecision))]
-        if not extra and not self.outbox.active:
+        if not extra and not self.outbox.active and not readings:
             return None
 
         def hook(connection: Connection, changes: Sequence[StoredChange]) -> None:
+            history.write(connection, readings)
             if self.outbox.active:
                 self.outbox.on_changes(connection, changes)
             if extra:
@@ -515,8 +575,12 @@ class Daemon:
         tracks: TrackChanges,
         processed: Sequence[str] = (),
     ) -> list[StoredChange] | None:
-        """Store the outcome with the facts it changed (the snapshot) in one transaction."""
-        hook = self._hook(outcome.decisions)
+        """Store the outcome with the facts it changed (the snapshot) and, if history is kept,
+        the readings of the messages the core took, in one transaction."""
+        readings: list[Reading] = []
+        if outcome.taken and self.settings.history.enabled:
+            readings = summarize(outcome.taken, self.settings.history.resolution_s)
+        hook = self._hook(outcome.decisions, readings)
         keep = self.settings.ingest.dedup_window
         return self._retry(
             "store the batch",
@@ -605,6 +669,13 @@ def tls_options(mqtt: MqttSettings) -> TlsOptions | None:
         key_file=mqtt.tls_key_file,
         insecure=mqtt.tls_insecure,
     )
+
+
+def _summary_time(reading: Reading, resolution_s: int) -> float:
+    """The time a saved bucket's samples are put at in a refilled window: its middle, or its
+    last sample if earlier (a bucket still filling)."""
+    middle = reading.bucket.timestamp() + resolution_s / 2
+    return min(middle, reading.last_at.timestamp())
 
 
 def _may_repeat(item: Inbound) -> bool:

@@ -68,7 +68,8 @@ class Pipeline:
 
     def run(self, batch: Sequence[Raw]) -> Outcome:
         """Decode the batch, then run its messages through the core; dead letters come first,
-        then decisions in message order; commands are set aside for the daemon."""
+        then decisions in message order; commands are set aside for the daemon, and the
+        messages the core took are handed back (`Outcome.taken`: the daemon's history)."""
         decisions: list[Decision] = []
         rejected: list[Rejected] = []
         commands: list[Message] = []
@@ -83,7 +84,8 @@ class Pipeline:
                 self.max_level_chars,
             ):
                 self._sort(decoded, raw, rejected, commands, accepted)
-        results = self.core.process_many([message for message, _ in accepted])
+        taken = [message for message, _ in accepted]
+        results = self.core.process_many(taken)
 
         for (_, raw), result in zip(accepted, results, strict=True):
             if isinstance(result, EngineError):
@@ -95,7 +97,7 @@ class Pipeline:
             if self.rules_disabled is not None:
                 at = batch[-1].received_at
                 decisions.extend(self.rules_disabled.alerts(at, self.core.ruleset.hash))
-        return Outcome(decisions, rejected, commands)
+        return Outcome(decisions, rejected, commands, taken)
 
     @classmethod
     def of(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
@@ -17,6 +18,9 @@ from agent.config import HttpSettings
 from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
 from agent.http.server import HealthServer
 from agent.http.web.routes import Console, ConsoleUnavailable
+from agent.model import Fact
+from agent.store import readings as history
+from agent.world.history import Reading
 
 if TYPE_CHECKING:
     from agent.app.daemon import Daemon
@@ -106,6 +110,12 @@ class DaemonConsoleData:
 
     def actions(self) -> list[dict[str, Any]]:
         return self._daemon.store.actions()
+
+    def facts(self) -> list[Fact]:
+        return self._daemon.store.facts()  # as of the last commit: no lock on the world
+
+    def readings(self, kind: str, site: str, subject: str, since: datetime) -> list[Reading]:
+        return history.series(self._daemon.store.engine, kind, site, [subject], since)
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         from agent.app.commands import command as checked

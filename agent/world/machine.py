@@ -7,7 +7,7 @@ trends, silence, scrap share, shift and utilisation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -40,9 +40,11 @@ class MetricWindows:
     averages: dict[str, Window] = field(default_factory=dict)
     trends: dict[str, Window] = field(default_factory=dict)
 
-    def add(self, name: str, at_s: float, value: float, avg_s: float, trend_s: float) -> None:
-        self.averages.setdefault(name, Window(avg_s)).add(at_s, value)
-        self.trends.setdefault(name, Window(trend_s)).add(at_s, value)
+    def add(
+        self, name: str, at_s: float, value: float, avg_s: float, trend_s: float, count: int = 1
+    ) -> None:
+        self.averages.setdefault(name, Window(avg_s)).add(at_s, value, count)
+        self.trends.setdefault(name, Window(trend_s)).add(at_s, value, count)
 
     def values(self, now_s: float) -> dict[str, Value]:
         out: dict[str, Value] = {}
@@ -57,6 +59,26 @@ class MetricWindows:
             if slope is not None:
                 out[f"{name}_trend"] = round(slope, 4)
         return out
+
+
+def window_spans(machine: Mapping[str, Value]) -> tuple[float, float]:
+    """The machine's average and trend window lengths in seconds (master data or defaults)."""
+    avg_s = _number(machine.get("avg_window_min"), AVG_WINDOW_MIN) * 60.0
+    trend_s = _number(machine.get("trend_window_min"), TREND_WINDOW_MIN) * 60.0
+    return avg_s, trend_s
+
+
+def refill_windows(
+    windows: MetricWindows,
+    machine: Mapping[str, Value],
+    summaries: Iterable[tuple[str, float, int, float]],
+) -> None:
+    """Refill a machine's windows at start from saved readings: (metric, time in epoch seconds,
+    count, mean), oldest first. A summary counts as `count` samples of its mean at its time, so
+    averages come back exact and trends nearly so (a bucket's samples share one time)."""
+    avg_s, trend_s = window_spans(machine)
+    for name, at_s, count, mean in summaries:
+        windows.add(name, at_s, mean, avg_s, trend_s, count)
 
 
 def machine_fact(
@@ -82,8 +104,7 @@ def machine_fact(
     merged["state_since"] = since.isoformat()
     merged["open_work_orders"] = open_work_orders
     if windows is not None:
-        avg_s = _number(machine.get("avg_window_min"), AVG_WINDOW_MIN) * 60.0
-        trend_s = _number(machine.get("trend_window_min"), TREND_WINDOW_MIN) * 60.0
+        avg_s, trend_s = window_spans(machine)
         for name, value in message.fields.items():
             if _is_metric(name, value):
                 windows.add(name, now.timestamp(), float(value), avg_s, trend_s)  # type: ignore[arg-type]

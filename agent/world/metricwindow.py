@@ -33,7 +33,9 @@ class Window:
     _tt: float = 0.0
     _tv: float = 0.0
 
-    def add(self, at_s: float, value: float) -> None:
+    def add(self, at_s: float, value: float, count: int = 1) -> None:
+        """A sample at `at_s`; with `count`, that many samples of mean `value` at `at_s` (a
+        saved reading's summary, when the window is refilled at start)."""
         buckets = self.buckets
         if self.origin is None or not buckets:
             self.origin = at_s
@@ -41,7 +43,8 @@ class Window:
         elapsed = at_s - self.origin
         number = float(int(elapsed * BUCKETS // self.span_s)) if self.span_s > 0 else 0.0
         t = elapsed / _HOUR_S
-        sums = (1.0, t, value, t * t, t * value)
+        n = float(count)
+        sums = (n, n * t, n * value, n * t * t, n * t * value)
         if buckets and buckets[-_WIDTH] >= number:  # the newest bucket (samples come in order)
             last = len(buckets) - _WIDTH
             buckets[last + 1] = t

@@ -63,6 +63,10 @@ class WorldState:
     def get(self, key: str) -> Fact | None:
         return self._facts.get(key)
 
+    def windows_of(self, key: str) -> MetricWindows:
+        """The metric windows of a machine fact (new ones if none): refilled at start."""
+        return self._windows.setdefault(key, MetricWindows())
+
     def apply(self, message: Message) -> Fact | None:
         if message.kind == "stock":
             key = f"stock/{message.site}/{message.subject}"

@@ -1,6 +1,7 @@
 """The console in a real browser (headless Chromium driven by Selenium) against a running agent
 on a real broker: log in, see an alert appear without a reload, acknowledge it; a viewer has no
-button and a forged post is refused; a post without the CSRF token is refused.
+button and a forged post is refused; a post without the CSRF token is refused; readings become
+points on the machine page's chart.
 
 Screenshots go to $AGENT_TEST_SCREENSHOTS (default: the test's tmp dir), never into the repo.
 Skipped only with AGENT_TEST_NO_BROWSER=1; otherwise a missing Chromium fails the test.
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from agent.store.repository import Store
 from tests.support.agent_process import AgentProcess
 from tests.support.console import PASSWORDS, start_console
-from tests.support.live import PRESS, Publisher
+from tests.support.live import PRESS, STOCK, Publisher
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.skipif(
@@ -48,6 +50,14 @@ fetch(path, {method: "POST", credentials: "same-origin", redirect: "manual",
 @pytest.fixture
 def console(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[AgentProcess, int]]:
     process, port = start_console(broker, tmp_path)
+    yield process, port
+    process.stop()
+
+
+@pytest.fixture
+def charted(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[AgentProcess, int]]:
+    """The console with the readings history on (it is off by default): charts have points."""
+    process, port = start_console(broker, tmp_path, history=True)
     yield process, port
     process.stop()
 
@@ -184,3 +194,60 @@ def test_a_viewer_has_no_button_and_a_forged_post_is_refused(
     status = driver.execute_async_script(FETCH, f"/alerts/{id}/ack", f"csrf={token}")
     assert status == 403
     assert [a["id"] for a in alerts_json(process.config, tmp_path, "firing")] == [id]
+
+
+def test_the_machine_page_charts_the_readings_published(
+    charted: tuple[AgentProcess, int],
+    publisher: Publisher,
+    driver: WebDriver,
+    shots: Path,
+) -> None:
+    """Readings published on MQTT become points on the machine's chart, with its limit drawn;
+    a stock count shows on the stock page and its chart (issue 17 items 1 and 2)."""
+    _, port = charted
+    base = f"http://127.0.0.1:{port}"
+    start = datetime.now(UTC) - timedelta(minutes=12)
+    for minute in range(12):  # one reading a minute: twelve buckets, twelve points
+        at = (start + timedelta(minutes=minute)).isoformat()
+        reading = {"state": "running", "temp_c": 62.0 + 1.5 * minute, "vibration_mm_s": 2.0}
+        publisher.send(PRESS, {**reading, "ts": at})
+    publisher.send(STOCK, {"on_hand": 7})
+    log_in(driver, base, "victor")
+
+    driver.get(f"{base}/machines")
+    link = WebDriverWait(driver, 20).until(
+        seen.presence_of_element_located((By.CSS_SELECTOR, "a[href='/machines/plant1/press-01']"))
+    )
+    assert "running" in driver.find_element(By.ID, "rows").text.lower()
+    driver.save_screenshot(str(shots / "machines.png"))
+    link.click()
+
+    def points(chrome: WebDriver) -> int:
+        found = chrome.find_elements(By.CSS_SELECTOR, "#chart-temp_c svg.chart circle.point")
+        if len(found) < 12:
+            chrome.refresh()  # the readings' last commit may follow the first page view
+        return len(found)
+
+    WebDriverWait(driver, 20).until(lambda chrome: points(chrome) >= 12)
+    chart = driver.find_element(By.CSS_SELECTOR, "#chart-temp_c svg.chart")
+    assert chart.find_elements(By.CSS_SELECTOR, "line.limit")  # max_temp_c from master data
+    assert "max_temp_c 80" in chart.get_attribute("innerHTML")
+    assert chart.size["width"] > 300 and chart.size["height"] > 80  # drawn, not collapsed
+    assert driver.find_elements(By.CSS_SELECTOR, "#chart-vibration_mm_s circle.point")
+    driver.get(f"{base}/machines/plant1/press-01?hours=1")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#chart-temp_c circle.point")) == 12
+    driver.save_screenshot(str(shots / "machine.png"))
+
+    driver.get(f"{base}/stock")
+    WebDriverWait(driver, 20).until(
+        seen.presence_of_element_located((By.CSS_SELECTOR, "a[href='/stock/plant1/BRG-6204']"))
+    ).click()
+    WebDriverWait(driver, 20).until(
+        lambda chrome: (
+            chrome.find_elements(By.CSS_SELECTOR, "#chart-on_hand circle.point") or chrome.refresh()
+        )
+    )
+    assert "reorder point" in driver.find_element(By.ID, "chart-on_hand").get_attribute("innerHTML")
+    driver.save_screenshot(str(shots / "stock-item.png"))
+    driver.get(f"{base}/stock")
+    driver.save_screenshot(str(shots / "stock.png"))

@@ -31,8 +31,14 @@ def users_toml(names: tuple[str, ...] = ("olga", "victor")) -> str:
 
 
 def start_console(
-    broker: Mosquitto, tmp_path: Path, *, users: bool = True, pages: bool = True
+    broker: Mosquitto,
+    tmp_path: Path,
+    *,
+    users: bool = True,
+    pages: bool = True,
+    history: bool = False,
 ) -> tuple[AgentProcess, int]:
+    """A real agent with the console on a free port; `history`: the readings table on (charts)."""
     port = free_port()
     http = (
         f"\n[http]\nenabled = true\nport = {port}\nmax_message_age_s = 0\n"
@@ -43,7 +49,9 @@ def start_console(
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id=f"agent-{tmp_path.name}",
-        extra=http + (users_toml() if users else ""),
+        extra=http
+        + (users_toml() if users else "")
+        + ("\n[history]\nenabled = true\n" if history else ""),
     )
     process = AgentProcess(config, cwd=tmp_path)
     process.start()

@@ -38,6 +38,7 @@ class Work:
 
     def __init__(self, stop_at: int = 10**9) -> None:
         self.commits: list[tuple[int, int]] = []  # ("hot" decisions, digests) per commit
+        self.taken: list[list[float]] = []  # the temp_c of the messages each commit took
         self.stop_at = stop_at
 
     def commit(
@@ -51,6 +52,7 @@ class Work:
             return None
         hot = [d for d in outcome.decisions if getattr(d, "rule_id", "") == "hot"]
         self.commits.append((len(hot), len(processed)))
+        self.taken.append([float(str(m.fields["temp_c"])) for m in outcome.taken])
         return []
 
     def transition(self, command: Command, at: datetime) -> dict[str, Any] | None:
@@ -91,3 +93,13 @@ def test_a_unit_of_work_that_is_stopping_ends_the_batch_unfinished(tmp_path: Pat
     fed = runner(tmp_path, work).feed([raw(0, 90), raw(40, 91), raw(80, 92)])
     assert fed is None
     assert work.commits == [(0, 0)]  # the first part only: the rest is not acknowledged
+
+
+def test_each_commit_carries_the_messages_its_own_part_took(tmp_path: Path) -> None:
+    """What the daemon's readings history is made of is committed with its part, not later;
+    a tick's commit carries no message, and a dead letter is not taken."""
+    work = Work()
+    garbage = Raw(PRESS, b"not json", T0 + timedelta(seconds=10))
+    fed = runner(tmp_path, work).feed([raw(0, 90), garbage, raw(20, 91), raw(60, 92)])
+    assert fed is not None and len(fed.rejected) == 1
+    assert work.taken == [[90.0, 91.0], [], [92.0]]

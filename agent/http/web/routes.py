@@ -1,4 +1,5 @@
-"""The console's pages and forms: alerts, actions, login; live rows as JSON; the buttons.
+"""The console's pages and forms: alerts, actions, machines, stock, login; live rows as JSON;
+the buttons.
 
 A button becomes the same command the MQTT command topic carries, handed to the daemon's ingest
 thread through `ConsoleData.apply` (it stays the only writer), with `by` = the logged-in user.
@@ -10,14 +11,16 @@ import json
 import re
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 import structlog
 
 from agent.config import HttpSettings
 from agent.errors import TransitionError
-from agent.http.web import views
+from agent.http.web import plant, views
 from agent.http.web.app import (
     Request,
     Response,
@@ -30,11 +33,17 @@ from agent.http.web.app import (
     templates,
 )
 from agent.http.web.auth import COOKIE, Session, Sessions, Users, csrf_ok, new_session
+from agent.model import Fact
+from agent.world.history import Reading
 
 log = structlog.get_logger(__name__)
 
 POLL_S = 3
 _COMMAND_PATH = re.compile(r"^/(alerts|actions)/(\d{1,18})/(ack|resolve|done|cancel)$")
+_SUBJECT_PATH = re.compile(r"^/(machines|stock)/([^/]{1,200})/([^/]{1,200})$")
+# Chart periods: the machine page's default and longest, the stock page's (hours).
+MACHINE_HOURS = (4.0, 24.0 * 7)
+STOCK_HOURS = (24.0 * 14, 24.0 * 90)
 _COMMAND_WORDS = {
     "ack": "acknowledged",
     "resolve": "resolved",
@@ -56,6 +65,10 @@ class ConsoleData(Protocol):
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]: ...
 
+    def facts(self) -> list[Fact]: ...
+
+    def readings(self, kind: str, site: str, subject: str, since: datetime) -> list[Reading]: ...
+
 
 class Console:
     """Handles one request at a time from any thread; it keeps no state but its settings."""
@@ -76,6 +89,10 @@ class Console:
             "/actions": self._actions_page,
             "/api/alerts": self._alerts_rows,
             "/api/actions": self._actions_rows,
+            "/machines": self._machines_page,
+            "/stock": self._stock_page,
+            "/api/machines": self._machines_rows,
+            "/api/stock": self._stock_rows,
             "/login": self._login_page,
         }
 
@@ -84,6 +101,7 @@ class Console:
             path in ("/", *self._pages, "/logout")
             or path in self._static
             or _COMMAND_PATH.match(path) is not None
+            or _SUBJECT_PATH.match(path) is not None
         )
 
     def handle(self, request: Request) -> Response:
@@ -109,6 +127,12 @@ class Console:
             if request.path == "/":
                 return redirect("/alerts")
             page = self._pages.get(request.path)
+            subject = _SUBJECT_PATH.match(request.path)
+            if page is None and subject is not None:
+                site, name = unquote(subject[2]), unquote(subject[3])
+                if subject[1] == "machines":
+                    return self._machine_page(request, session, site, name)
+                return self._item_page(request, session, site, name)
             if page is None:
                 return self._error(HTTPStatus.NOT_FOUND, "no such page", session)
             return page(request, session)
@@ -151,6 +175,75 @@ class Console:
         filters = views.Filters.of(request.query)
         rows = views.actions(self._data.actions(), filters)
         return self._rows("action_rows.html", session, filters, rows)
+
+    def _machines_page(self, request: Request, session: Session) -> Response:
+        rows = plant.machines(self._data.facts(), datetime.now(UTC))
+        return html(HTTPStatus.OK, self._page("machines.html", session, views.Filters(), rows=rows))
+
+    def _stock_page(self, request: Request, session: Session) -> Response:
+        rows = plant.stock(self._data.facts())
+        return html(HTTPStatus.OK, self._page("stock.html", session, views.Filters(), rows=rows))
+
+    def _machines_rows(self, request: Request, session: Session) -> Response:
+        rows = plant.machines(self._data.facts(), datetime.now(UTC))
+        return self._plant_rows("machine_rows.html", session, rows, "down")
+
+    def _stock_rows(self, request: Request, session: Session) -> Response:
+        return self._plant_rows("stock_rows.html", session, plant.stock(self._data.facts()), "low")
+
+    def _plant_rows(
+        self, name: str, session: Session, rows: list[dict[str, Any]], counted: str
+    ) -> Response:
+        context = self._context(session, views.Filters())
+        body = {
+            "html": render(self._env, name, rows=rows, **context),
+            "open": sum(1 for row in rows if row.get(counted) or row.get("state") == counted),
+            "ids": [f"{row['site']}/{row.get('machine') or row.get('sku')}" for row in rows],
+        }
+        return json_response(json.dumps(body).encode())
+
+    def _machine_page(self, request: Request, session: Session, site: str, name: str) -> Response:
+        fact = self._fact("machine", site, name)
+        if fact is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no machine {name} at {site}", session)
+        end = datetime.now(UTC)
+        hours = plant.hours_of(request.query, *MACHINE_HOURS)
+        start = end - timedelta(hours=hours)
+        readings = self._data.readings("machine", site, name, start)
+        (row,) = plant.machines([fact], end)
+        page = self._page(
+            "machine.html",
+            session,
+            views.Filters(),
+            row=row,
+            fact=fact,
+            hours=hours,
+            charts=plant.machine_charts(fact, readings, start, end),
+        )
+        return html(HTTPStatus.OK, page)
+
+    def _item_page(self, request: Request, session: Session, site: str, name: str) -> Response:
+        fact = self._fact("stock", site, name)
+        if fact is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no SKU {name} at {site}", session)
+        end = datetime.now(UTC)
+        hours = plant.hours_of(request.query, *STOCK_HOURS)
+        start = end - timedelta(hours=hours)
+        readings = self._data.readings("stock", site, name, start)
+        (row,) = plant.stock([fact])
+        chart = plant.stock_chart(fact, readings, start, end)
+        page = self._page("item.html", session, views.Filters(), row=row, hours=hours, chart=chart)
+        return html(HTTPStatus.OK, page)
+
+    def _fact(self, kind: str, site: str, subject: str) -> Fact | None:
+        return next(
+            (
+                f
+                for f in self._data.facts()
+                if f.kind == kind and f.site == site and f.subject == subject
+            ),
+            None,
+        )
 
     def _rows(
         self, name: str, session: Session, filters: views.Filters, rows: list[dict[str, Any]]
