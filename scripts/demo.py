@@ -62,6 +62,10 @@ def main(seconds: float) -> int:
         AGENT_MQTT__SESSION_EXPIRY_S="60",  # a demo's session should not outlive it
         AGENT_HTTP__ENABLED="true",
         AGENT_HTTP__PORT=str(port),
+        # The console's pages, read-only without users (and only from this machine), with the
+        # readings history so the machine and stock pages have charts.
+        AGENT_HTTP__PAGES="true",
+        AGENT_HISTORY__ENABLED="true",
         AGENT_LOG__FORMAT="json",
     )
     with (DEMO / "agent.log").open("w") as log:
@@ -74,6 +78,7 @@ def main(seconds: float) -> int:
                 return 1
             time.sleep(0.2)  # polling the agent's /readyz, with a deadline
         print(f"demo: agent ready (http://127.0.0.1:{port}/readyz, /metrics)")
+        print(f"demo: console at http://127.0.0.1:{port}/alerts (and /actions, /machines, /stock)")
         began = time.monotonic()
         options = f"--speed 3600 --rate 40 --duration {seconds} --record {DEMO}/stream.jsonl"
         simulator = subprocess.Popen([*AGENT, "simulate", *options.split()], cwd=REPO, env=env)
@@ -89,6 +94,10 @@ def main(seconds: float) -> int:
             out = subprocess.run([*AGENT, table], cwd=REPO, env=env, capture_output=True)
             print("\n".join(out.stdout.decode().splitlines()[:8]) + "\n")
         print(f"demo: database {DEMO / 'agent.db'}, stream {DEMO / 'stream.jsonl'}")
+        hold = float(os.environ.get("DEMO_HOLD_S", "0"))
+        if hold > 0:
+            print(f"demo: the console stays up {hold:.0f} s: http://127.0.0.1:{port}/alerts")
+            time.sleep(hold)  # the user looks at the pages; Ctrl-C ends it sooner
         wanted = ("reorder", "work_order", "idle_capacity", "alert")
         return 0 if all(final[kind] for kind in wanted) else 1
     finally:
