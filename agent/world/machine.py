@@ -261,7 +261,10 @@ def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | No
     seen = _instant(fields.get("last_message_at"), now)
     seen_s = round(max((now - seen).total_seconds(), 0.0), 3)
     fields["seen_s"] = seen_s
-    fields["stale"] = seen_s > _number(fields.get("stale_after_s"), STALE_AFTER_S)
+    # Silent for `stale_after_s`, or said to be gone (a Sparkplug B DEATH sets `online` to 0:
+    # stale at once, not after the wait; the BIRTH that brings it back sets it to 1).
+    offline = fields.get("online") == 0 and fields.get("online") is not False
+    fields["stale"] = offline or seen_s > _number(fields.get("stale_after_s"), STALE_AFTER_S)
     _hours(fields)
     if SHIFT_START in fields:
         begin = _instant(fields.get(SHIFT_FROM), now)
