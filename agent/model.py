@@ -101,6 +101,7 @@ class AlertDecision:
     matched: Mapping[str, Mapping[str, Value]]
     at: datetime
     repeat_s: float | None = None
+    late: bool = False  # decided on readings that arrived long after their `ts` (a backfill)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -54,6 +54,8 @@ log = structlog.get_logger(__name__)
 EngineFactory = Callable[[EnginePlan], RuleEngine]
 # A scheduled rule over several aliases looks at every combination of facts: bound it.
 MAX_SCHEDULED_TUPLES = 100_000
+# An alert fired on readings this late (arrival minus `ts`, seconds) is marked `late`.
+LATE_AFTER_S = 300.0
 # Messages per engine round trip at most (`process_many`) unless told otherwise: the default
 # of `ingest.batch_size`, which the daemon, `replay` and `rules test` pass in.
 SEGMENT = 500
@@ -79,10 +81,14 @@ class Core:
         engine_factory: EngineFactory = DurableEngine,
         stock_policy: StockPolicy | None = None,
         segment: int = SEGMENT,
+        late_after_s: float = LATE_AFTER_S,
     ) -> None:
+        """`late_after_s`: an alert fired on readings that arrived this long after their `ts`
+        (a gateway's backfill) is marked `late`."""
         if segment < 1:
             raise ValueError(f"segment must be at least 1, got {segment}")
         self.segment = segment
+        self._late_after_s = late_after_s
         self.world = WorldState(masterdata, stock_policy)
         self._reorder_factor = (stock_policy or StockPolicy()).max_reorder_factor
         self._engine_factory = engine_factory
@@ -537,7 +543,17 @@ class Core:
         self.lifecycle.fired(
             rule, keys, [d.dedup_key for d in made if isinstance(d, AlertDecision)]
         )
+        if self._late(facts):
+            made = [replace(d, late=True) if isinstance(d, AlertDecision) else d for d in made]
         return made
+
+    def _late(self, facts: Mapping[str, Fact]) -> bool:
+        """Whether the facts' last readings arrived long after their `ts` (late data)."""
+        lags = (fact.fields.get("lag_s") for fact in facts.values())
+        return any(
+            isinstance(lag, int | float) and not isinstance(lag, bool) and lag > self._late_after_s
+            for lag in lags
+        )
 
     def _recheck(
         self, track: Track, rule: Rule, at: datetime, ticked: bool = False

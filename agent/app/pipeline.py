@@ -122,6 +122,7 @@ class Pipeline:
             engine_factory,
             stock_policy=stock_policy(settings.inventory),
             segment=ingest.batch_size,
+            late_after_s=settings.notify.late_after_s,
         )
         return cls(
             core,

@@ -34,6 +34,8 @@ def record(table: str, row: dict[str, Any]) -> dict[str, Any]:
         out["message"] = row.get("message")
         if row.get("last_message") and row.get("last_message") != row.get("message"):
             out["last_message"] = row.get("last_message")
+        if row.get("late"):
+            out["late"] = True  # decided on late data: its times are plant times from the past
     return out
 
 

@@ -168,7 +168,10 @@ class Policy:
         return [row for row in rows if row is not None]
 
     def is_late(self, row: Mapping[str, Any], event: str, now: datetime) -> bool:
-        """Whether an alert fired (or resolved) from late data: long before it is stored."""
+        """Whether an alert fired (or resolved) from late data: long before it is stored (or,
+        for a firing, marked `late` by the core, which saw how late its readings arrived)."""
+        if event == "firing" and row.get("late") is True:
+            return True
         at = as_time(row.get("resolved_at" if event == "resolved" else "first_seen"))
         return at is not None and (now - at).total_seconds() > self.settings.late_after_s
 

@@ -539,6 +539,7 @@ class Store:
             "count": 1,
             "note": "",
             "repeat_s": decision.repeat_s,
+            "late": decision.late,
         }
         statements = (self._repeat_alert, repeat), (self._open_alert, new_row)
         change = _upsert(connection, "alert", *statements, decision.dedup_key in open_keys)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -155,6 +156,10 @@ class Alert(TableModel, table=True):
     )
     # Re-notify every `repeat_s` seconds while firing and not acknowledged (None: never).
     repeat_s: float | None = Field(default=None, sa_column=Column(Float))
+    # Decided on late data (a gateway's backfill): its times are plant times from the past.
+    late: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     # The previous episode of the same key: a resolved alert that fires again is a new row.
     previous_id: int | None = Field(default=None, sa_column=Column(ID))
 

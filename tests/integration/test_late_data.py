@@ -140,6 +140,7 @@ severity = ["warning", "critical"]
     alerts = store.alerts()
     assert [a for a in alerts if a["rule_id"] == "sensor-stale"] == []  # old code: one per tick
     (episode,) = hot_alerts
+    assert episode["late"] is True  # recorded as an episode from late data
     assert [a["rule_id"] for a in alerts].count("overheating") == 1
     assert episode["subject"] == "cnc-02"
     hot_from = start + HOT.start * STEP
@@ -175,5 +176,6 @@ def test_replay_of_the_recorded_backfill_decides_the_same(tmp_path: Path) -> Non
     assert {a["id"] for a in hot} and len({a["id"] for a in hot}) == 1
     last = hot[-1]
     assert last["status"] == "resolved"
+    assert last["late"] is True
     first_seen = datetime.fromisoformat(last["at"])
     assert start + HOT.start * STEP + timedelta(minutes=5) <= first_seen <= start + HOT.stop * STEP

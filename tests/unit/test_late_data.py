@@ -173,3 +173,19 @@ def test_a_real_outage_fires_one_stale_alert_that_the_backfill_resolves_when_it_
     assert not [s for s in summary(decided) if s[1] == "machine-idle"]
     # Run hours: the outage was booked once (running, as last known), not again by the backfill.
     assert fact(core)["run_hours"] == pytest.approx(HOURS + 0.5 / 60 * 2, abs=0.05)
+
+
+def test_an_alert_fired_on_backfilled_readings_is_marked_late_and_a_live_one_is_not() -> None:
+    live_core, late_core = make_core(), make_core()
+    live_hot = [
+        d
+        for d in live(live_core, overheat_in_the_middle)
+        if isinstance(d, AlertDecision) and d.rule_id == "overheating"
+    ]
+    late_hot = [
+        d
+        for d in backfill(late_core, overheat_in_the_middle, T0 + timedelta(hours=HOURS, minutes=5))
+        if isinstance(d, AlertDecision) and d.rule_id == "overheating"
+    ]
+    assert live_hot and not any(d.late for d in live_hot)
+    assert late_hot[0].late  # the firing; its repeats are counts on the same row
