@@ -148,6 +148,7 @@ severity = ["warning", "critical"]
     # At plant time: the 10-minute average passes the limit a few minutes in, then `for: 5m`.
     assert hot_from + timedelta(minutes=5) <= episode["first_seen"] <= hot_to
     assert hot_to < episode["resolved_at"] < hot_to + timedelta(minutes=15)
+    assert [a for a in store.actions() if a["kind"] == "idle_capacity"] == []
     facts = {f.subject: f.fields for f in store.facts()}
     assert facts["press-01"]["run_hours"] == pytest.approx(2.0, abs=0.02)
     assert facts["press-01"]["stale"] is False

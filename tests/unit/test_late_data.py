@@ -237,3 +237,17 @@ def test_a_plant_day_with_two_hours_backfilled_decides_as_the_day_live() -> None
     assert [s[0] for s in stale] == ["fired", "resolved"]
     for name in ("run_hours", "temp_c_avg", "utilization_pct", "idle_minutes", "state_minutes"):
         assert fact(late_core)[name] == pytest.approx(fact(live_core)[name], abs=0.02), name
+
+
+def test_an_out_of_order_reading_is_counted_and_is_an_arrival_not_a_new_state() -> None:
+    core = make_core()
+    core.process([message(T0, T0, normal(0))])
+    arrived = T0 + timedelta(minutes=10)
+    older = {"state": "idle", "temp_c": 20.0, "vibration_mm_s": 2.0}
+    assert core.process([message(T0 - timedelta(minutes=1), arrived, older)]) == []
+    assert core.world.out_of_order == 1
+    assert fact(core)["state"] == "running"  # the newer state stands
+    # It arrived: ten minutes on from the first reading, the machine is not silent.
+    decided = core.tick(arrived + timedelta(seconds=30))
+    assert not [d for d in decided if isinstance(d, AlertDecision) and d.rule_id == "sensor-stale"]
+    assert fact(core)["stale"] is False
