@@ -35,18 +35,6 @@ def settings(**sections: dict[str, Any]) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~3,000 messages of a simulated plant: stock, receipts, machines over a few days."""
-    path = tmp_path_factory.mktemp("replay") / "plant.jsonl"
-    result = cli(
-        "simulate", "--offline", "--record", str(path), "--messages", "3000",
-        "--speed", "3600", "--rate", "20", "--start", "2026-11-02T06:00:00+00:00", "--seed", "7",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return path
-
-
-@pytest.fixture(scope="module")
 def policy() -> Policy:
     return load_policy(settings())
 
@@ -58,9 +46,21 @@ def replayed(recording: Path, policy: Policy, config: Settings) -> list[dict[str
     return [{"created": c.created, **record(c.table, c.row)} for c in result.changes]
 
 
-def test_one_message_batches_decide_as_a_thousand(recording: Path, policy: Policy) -> None:
-    one = replayed(recording, policy, settings(ingest={"batch_size": 1}))
-    many = replayed(recording, policy, settings(ingest={"batch_size": 1000}))
+@pytest.fixture(scope="module")
+def short_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~1,200 messages of the same plant: one-message batches commit once each (slow)."""
+    path = tmp_path_factory.mktemp("replay") / "short.jsonl"
+    result = cli(
+        "simulate", "--offline", "--record", str(path), "--messages", "1200",
+        "--speed", "3600", "--rate", "20", "--start", "2026-11-02T06:00:00+00:00", "--seed", "7",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_one_message_batches_decide_as_a_thousand(short_recording: Path, policy: Policy) -> None:
+    one = replayed(short_recording, policy, settings(ingest={"batch_size": 1}))
+    many = replayed(short_recording, policy, settings(ingest={"batch_size": 1000}))
     assert sum(c["created"] for c in one) >= 10  # the stream decides something
     assert one == many
 
