@@ -434,27 +434,27 @@ class Store:
             "alert": _open_keys(connection, alert_table, ALERT_OPEN, decisions),
         }
         # Every transaction touches keys in the same (table, key) order, so two writers that
-        # share keys wait for each other instead of deadlocking. The sort is stable: two
-        # decisions with one key stay in their order (created, then updated).
+        # share keys wait for each other instead of deadlocking. Within a key, the decisions go in
+        # their own order: a batch that fires, resolves and fires again one alert leaves a
+        # resolved episode and a firing one (applying every firing before every resolution
+        # counted the second firing as a repeat of the first and ended resolved).
         changes: list[StoredChange | None] = [None] * len(decisions)
-        stored = [
-            (i, d) for i, d in enumerate(decisions) if isinstance(d, ActionDecision | AlertDecision)
-        ]
-        for index, decision in sorted(stored, key=lambda pair: _lock_order(pair[1])):
+        stored = [(i, d) for i, d in enumerate(decisions) if isinstance(d, _STORED)]
+        for index, decision in sorted(stored, key=lambda pair: (*_lock_order(pair[1]), pair[0])):
+            change: StoredChange | None
             if isinstance(decision, ActionDecision):
                 change = self._store_action(connection, decision, open_keys["action"])
-            else:
+                open_keys["action"].add(decision.dedup_key)
+            elif isinstance(decision, AlertDecision):
                 change = self._store_alert(connection, decision, open_keys["alert"])
-            open_keys[change.table].add(decision.dedup_key)
+                open_keys["alert"].add(decision.dedup_key)
+            elif isinstance(decision, AlertResolved):
+                change = _resolve_alert(connection, decision)
+                open_keys["alert"].discard(decision.dedup_key)
+            else:
+                change = _close_action(connection, decision)
+                open_keys["action"].discard(decision.dedup_key)
             changes[index] = change
-        # Resolutions come after the batch's alerts, in order: fire-then-resolve ends resolved.
-        for index, resolution in enumerate(decisions):
-            if isinstance(resolution, AlertResolved):
-                changes[index] = _resolve_alert(connection, resolution)
-                open_keys["alert"].discard(resolution.dedup_key)
-            elif isinstance(resolution, ActionClosed):
-                changes[index] = _close_action(connection, resolution)
-                open_keys["action"].discard(resolution.dedup_key)
         return [change for change in changes if change is not None]
 
     def record_rule_set(
@@ -761,8 +761,15 @@ def _step(table: str, command: str) -> _Transition:
     return step
 
 
-def _lock_order(decision: ActionDecision | AlertDecision) -> tuple[int, str]:
-    return (0 if isinstance(decision, ActionDecision) else 1, decision.dedup_key)
+# What `_store_decisions` writes: rows opened or repeated, and rows a rule closes.
+_STORED = (ActionDecision, AlertDecision, AlertResolved, ActionClosed)
+
+
+def _lock_order(
+    decision: ActionDecision | AlertDecision | AlertResolved | ActionClosed,
+) -> tuple[int, str]:
+    """(table, key): actions before alerts, then by key."""
+    return (0 if isinstance(decision, ActionDecision | ActionClosed) else 1, decision.dedup_key)
 
 
 def _json_ready(value: Any) -> Any:

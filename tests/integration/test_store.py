@@ -22,6 +22,7 @@ from agent.errors import ConfigError, StoreError, TransitionError
 from agent.model import (
     ActionDecision,
     AlertDecision,
+    AlertResolved,
     Decision,
     Outcome,
     Rejected,
@@ -612,3 +613,21 @@ def test_unwritable_sqlite_directory_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot create the database directory"):
         open_engine(f"sqlite:///{blocker / 'sub' / 'agent.db'}")
+
+
+def test_fire_resolve_fire_in_one_batch_leaves_a_resolved_episode_and_a_firing_one(
+    store: Store,
+) -> None:
+    """A machine down, running, down again inside one batch: two episodes, the last firing.
+    Applying every firing before every resolution counted the second as a repeat of the first
+    and ended resolved (replay decided differently by batch size: 304 / 298 / 296 rows)."""
+    later = T0 + timedelta(seconds=10)
+    resolved = AlertResolved(OVERHEAT, T0 + timedelta(seconds=5), "overheat", "abc123", "cooled")
+    store.apply(Outcome([overheat(at=T0), resolved, overheat(at=later)]))
+    second, first = store.alerts()  # newest first
+    assert (first["status"], first["count"], first["resolved_at"]) == ("resolved", 1, resolved.at)
+    assert (second["status"], second["first_seen"], second["previous_id"]) == (
+        "firing",
+        later,
+        first["id"],
+    )
