@@ -44,7 +44,7 @@ from agent.rulebook.compiler import EnginePlan, compile_rules
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
 from agent.rulebook.timing import Cron, parse_cron
-from agent.world.machine import arrived_at, plant_now
+from agent.world.arrival import arrived_at, lag_of, plant_now
 from agent.world.masterdata import MasterData
 from agent.world.state import WorldState
 from agent.world.stock import StockPolicy
@@ -549,11 +549,7 @@ class Core:
 
     def _late(self, facts: Mapping[str, Fact]) -> bool:
         """Whether the facts' last readings arrived long after their `ts` (late data)."""
-        lags = (fact.fields.get("lag_s") for fact in facts.values())
-        return any(
-            isinstance(lag, int | float) and not isinstance(lag, bool) and lag > self._late_after_s
-            for lag in lags
-        )
+        return any(lag_of(fact) > self._late_after_s for fact in facts.values())
 
     def _recheck(
         self, track: Track, rule: Rule, at: datetime, ticked: bool = False

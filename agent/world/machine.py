@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from agent.model import Fact, Message, Value
+from agent.world.arrival import LAG_S, arrival_lag
 from agent.world.masterfields import swap_fields
 from agent.world.metricwindow import Window
 from agent.world.shifts import ShiftCalendar
@@ -29,8 +30,6 @@ SHIFT_START: Final = "shift_start"
 SHIFT_END: Final = "shift_end"
 SHIFT_FROM: Final = "shift_observed_from"
 SHIFT_RUN_S: Final = "shift_run_s"
-# Seconds between the last reading's `ts` and its arrival: ~0 live, hours in a gateway's backfill.
-LAG_S: Final = "lag_s"
 
 
 @dataclass
@@ -197,30 +196,6 @@ def serviced(fact: Fact, at: datetime, calendar: ShiftCalendar | None = None) ->
     fields["last_service"] = at.isoformat()
     _hours(fields)
     return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
-
-
-def arrival_lag(message: Message) -> float:
-    """How far behind its arrival a reading is dated, in seconds (never negative)."""
-    return round(max((message.received_at - message.ts).total_seconds(), 0.0), 3)
-
-
-def arrived_at(fact: Fact) -> datetime:
-    """When the fact's last reading arrived: its `ts` plus its lag."""
-    lag = fact.fields.get(LAG_S)
-    if isinstance(lag, int | float) and not isinstance(lag, bool) and lag > 0:
-        return fact.updated_at + timedelta(seconds=float(lag))
-    return fact.updated_at
-
-
-def plant_now(fact: Fact, now: datetime) -> datetime:
-    """What `now` is in the fact's own time line: `now` less the lag of its last reading. Live
-    that is `now`; while a gateway forwards its buffer it is about the newest reading's `ts`, so
-    idle minutes, run hours, `seen_s` and `for` timers follow the readings, not the backlog's
-    wall clock, and `seen_s` is the time since something last *arrived*."""
-    lag = fact.fields.get(LAG_S)
-    if isinstance(lag, int | float) and not isinstance(lag, bool) and lag > 0:
-        return max(now - timedelta(seconds=float(lag)), fact.updated_at)
-    return now
 
 
 def _accrue(fields: dict[str, Value], now: datetime, calendar: ShiftCalendar | None) -> None:

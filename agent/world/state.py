@@ -14,10 +14,10 @@ from datetime import datetime
 import structlog
 
 from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecision
+from agent.world.arrival import LAG_S, lag_between, plant_now
 from agent.world.machine import (
     MetricWindows,
     machine_fact,
-    plant_now,
     refresh_machine,
     serviced,
     with_machine,
@@ -268,9 +268,9 @@ class WorldState:
         if previous is None or message.ts >= previous.updated_at:
             return False
         self.out_of_order += 1
-        lag = round(max((message.received_at - previous.updated_at).total_seconds(), 0.0), 3)
-        if previous.fields.get("lag_s", 0.0) != lag:
-            fields = {**previous.fields, "lag_s": lag}
+        lag = lag_between(previous.updated_at, message.received_at)
+        if previous.fields.get(LAG_S, 0.0) != lag:
+            fields = {**previous.fields, LAG_S: lag}
             self._replace(replace(previous, fields=fields))
         log.debug(
             "message_out_of_order",

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from agent.model import Fact, Message, Value
+from agent.world.arrival import LAG_S, arrival_lag
 from agent.world.masterfields import swap_fields
 
 OnOrderSource = Literal["max", "agent", "erp", "sum"]
@@ -122,7 +123,7 @@ def stock_fact(
         "seen_h": 0.0,
         "received_since_count": 0,
         "over_received": 0,
-        "lag_s": round(max((message.received_at - message.ts).total_seconds(), 0.0), 3),
+        LAG_S: arrival_lag(message),
     }
     erp = _number(payload.get("on_order", None))
     if erp is not None:
