@@ -321,6 +321,24 @@ class HttpSettings(_Section):
     session_max_age_s: Annotated[Int, Field(gt=0)] = 43_200
     # Where people reach the console (e.g. https://agent.plant1.example); links use it.
     public_url: str = ""
+    # Behind a reverse proxy that logs people in: the header naming the user (e.g.
+    # X-Forwarded-User), honoured only from `trusted_proxies` (addresses or networks). A named
+    # user of `users` keeps its role; anyone else the proxy names gets `auth_header_role`.
+    auth_header: str = ""
+    auth_header_role: Literal["viewer", "operator"] = "viewer"
+    trusted_proxies: Names = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is no address or network") from exc
+        return value
 
     @field_validator("users")
     @classmethod

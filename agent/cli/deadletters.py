@@ -11,28 +11,23 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import ssl
 import sys
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
+from agent.app.deadletters import BrokerUnavailable, resend
 from agent.cli.database import open_for_reading
 from agent.cli.listing import Column, age, console, fitted
-from agent.config import MqttSettings, Settings
-from agent.errors import AgentError
+from agent.config import Settings
 from agent.store.repository import Store, json_friendly
 from agent.store.tables import dead_letter_table
 
-PUBACK_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 10.0
+__all__ = ["BrokerUnavailable", "add_arguments", "as_json", "find", "reprocess", "run"]
+
 _COLUMNS: tuple[Column, ...] = (
     ("ID", True, 8),
     ("RECEIVED", False, 19),
@@ -40,10 +35,6 @@ _COLUMNS: tuple[Column, ...] = (
     ("TOPIC", False, 40),
     ("REASON", False, None),
 )
-
-
-class BrokerUnavailable(AgentError):
-    """The configured broker cannot be reached or refuses us: one line with a hint."""
 
 
 def add_arguments(commands: Any) -> None:
@@ -165,89 +156,13 @@ def reprocess(settings: Settings, ids: Sequence[int] | None) -> int:
         if not rows:
             print("no dead letters")
             return 0
-        with Publisher(settings.mqtt) as publisher:
-            failed = 0
-            for row in rows:
-                if publisher.publish(row["topic"], bytes(row["payload"])):
-                    with store.engine.begin() as connection:
-                        connection.execute(
-                            delete(dead_letter_table).where(dead_letter_table.c.id == row["id"])
-                        )
-                    print(f"re-sent #{row['id']} to {row['topic']} ({len(row['payload'])} bytes)")
-                else:
-                    failed += 1
-                    print(
-                        f"not re-sent #{row['id']}: no PUBACK within {PUBACK_TIMEOUT_S:g} s; kept",
-                        file=sys.stderr,
-                    )
+        failed = 0
+        for outcome in resend(store, settings.mqtt, rows):
+            if outcome.sent:
+                print(f"re-sent #{outcome.id} to {outcome.topic} ({outcome.size} bytes)")
+            else:
+                failed += 1
+                print(f"not re-sent #{outcome.id}: {outcome.problem}; kept", file=sys.stderr)
     where = f"{settings.mqtt.host}:{settings.mqtt.port}"
     print(f"re-sent {len(rows) - failed} of {len(rows)} dead letters to {where}")
     return 1 if failed else 0
-
-
-class Publisher:
-    """A short-lived QoS 1 publisher on the configured broker, under its own client id (never
-    the agent's: that would take the agent's session)."""
-
-    def __init__(self, mqtt: MqttSettings) -> None:
-        self.mqtt = mqtt
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"{mqtt.client_id}-dead-letters",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        if mqtt.username is not None:
-            password = mqtt.password.get_secret_value() if mqtt.password else None
-            self.client.username_pw_set(mqtt.username, password)
-        if mqtt.tls:
-            self.client.tls_set(
-                ca_certs=str(mqtt.tls_ca_file) if mqtt.tls_ca_file else None,
-                certfile=str(mqtt.tls_cert_file) if mqtt.tls_cert_file else None,
-                keyfile=str(mqtt.tls_key_file) if mqtt.tls_key_file else None,
-                cert_reqs=ssl.CERT_NONE if mqtt.tls_insecure else ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            if mqtt.tls_insecure:
-                self.client.tls_insecure_set(True)
-        self._answered = threading.Event()
-        self._refused: str | None = None
-        self.client.on_connect = self._on_connect
-
-    def _on_connect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
-    ) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
-        self._answered.set()
-
-    def __enter__(self) -> Publisher:
-        where = f"{self.mqtt.host}:{self.mqtt.port}"
-        try:
-            self.client.connect(self.mqtt.host, self.mqtt.port, keepalive=self.mqtt.keepalive_s)
-        except (OSError, ValueError) as exc:
-            raise BrokerUnavailable(
-                f"cannot reach the broker {where}: {exc} "
-                "(hint: is it running? check [mqtt] host and port)"
-            ) from exc
-        self.client.loop_start()
-        if not self._answered.wait(CONNECT_TIMEOUT_S) or self._refused is not None:
-            self.__exit__()
-            why = self._refused or f"no answer within {CONNECT_TIMEOUT_S:g} s"
-            raise BrokerUnavailable(
-                f"the broker {where} refused the connection: {why} "
-                "(hint: check [mqtt] username and password)"
-            )
-        return self
-
-    def publish(self, topic: str, payload: bytes) -> bool:
-        """True once the broker acknowledged the message (PUBACK), False if not in time."""
-        info = self.client.publish(topic, payload, qos=1)
-        try:
-            info.wait_for_publish(PUBACK_TIMEOUT_S)
-        except (RuntimeError, ValueError):
-            return False
-        return info.is_published()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()

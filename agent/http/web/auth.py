@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 import secrets
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from agent.config import HttpUser
+from agent.config import HttpSettings, HttpUser
 
 COOKIE = "factory_agent_session"
 _SALT = "factory-agent-console-session"
@@ -67,6 +68,48 @@ class Users:
     def role(self, name: str) -> str:
         user = self._by_name.get(name)
         return user.role if user else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """The person behind a request: a logged-in user or one a trusted proxy named ("": nobody)."""
+
+    name: str
+    role: str  # viewer, operator, or "" for nobody
+    by_proxy: bool = False
+
+    @property
+    def may_act(self) -> bool:
+        return self.role == "operator"
+
+
+class ProxyAuth:
+    """`http.auth_header` from `http.trusted_proxies` only: a header from any other address
+    is ignored (anyone can send one). Off when no header is configured."""
+
+    def __init__(self, settings: HttpSettings, users: Users) -> None:
+        self.header = settings.auth_header.strip()
+        self._role = settings.auth_header_role
+        self._users = users
+        self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.header and self._trusted)
+
+    def trusted(self, client: str) -> bool:
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def who(self, client: str, value: str | None) -> Who | None:
+        """The user the proxy names, or None (no header, or not from a trusted proxy)."""
+        name = (value or "").strip()
+        if not self.enabled or not name or len(name) > 200 or not self.trusted(client):
+            return None
+        return Who(name, self._users.role(name) or self._role, by_proxy=True)
 
 
 class Sessions:
