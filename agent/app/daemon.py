@@ -164,6 +164,8 @@ class Daemon:
         self._generation = 1
         # The first problem of the last master-data change refused ("" when the files load).
         self.masterdata_refused = ""
+        # When the policy was last reloaded and why (None: not since start); the console shows it.
+        self.last_reload: tuple[datetime, str] | None = None
         self.metrics.set_rule_set_generation(self._generation)
         self.metrics.queue_depth.set_function(lambda: self.source.queue_depth)
         self.metrics.unknown_subjects.set_function(lambda: self.pipeline.subjects.count)
@@ -371,6 +373,7 @@ class Daemon:
         )
         self.policy = reloaded.policy
         self.masterdata_refused = reloaded.masterdata_refused
+        self.last_reload = (started, why)
         ruleset = reloaded.policy.ruleset
         took_ms = round((datetime.now(UTC) - started).total_seconds() * 1000, 1)
         if reloaded.rules_changed:

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
+from agent.app.deadletters import Resent, resend
 from agent.config import HttpSettings
 from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
 from agent.http.server import HealthServer
 from agent.http.web.routes import Console, ConsoleUnavailable
+from agent.http.web.rules import RulesState
 from agent.model import Fact
+from agent.rulebook.rules import Rule
 from agent.store import readings as history
 from agent.world.history import Reading
 
@@ -116,6 +119,41 @@ class DaemonConsoleData:
 
     def readings(self, kind: str, site: str, subject: str, since: datetime) -> list[Reading]:
         return history.series(self._daemon.store.engine, kind, site, [subject], since)
+
+    def find(self, table: str, id: int) -> dict[str, Any] | None:
+        return self._daemon.store.find("alert" if table == "alert" else "action", id)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return self._daemon.pipeline.core.ruleset.by_id().get(rule_id)
+
+    def rules(self) -> RulesState:
+        daemon = self._daemon
+        return RulesState(
+            daemon.pipeline.core.ruleset,
+            daemon.rules_disabled.ids(),
+            daemon.last_reload,
+            daemon.store.rule_sets(),
+        )
+
+    def receipts(self) -> list[dict[str, Any]]:
+        return self._daemon.store.receipts()
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self._daemon.store.dead_letters()
+
+    def reprocess(self, ids: list[int]) -> list[Resent]:
+        """As `factory-agent dead-letters reprocess`: each payload published again to its topic,
+        its row deleted after the broker's PUBACK (the agent then takes it in as any message)."""
+        wanted = set(ids)
+        rows = sorted(
+            (r for r in self._daemon.store.dead_letters() if r["id"] in wanted),
+            key=lambda r: r["id"],
+        )
+        outcomes = list(resend(self._daemon.store, self._daemon.settings.mqtt, rows))
+        found = {o.id for o in outcomes}
+        return outcomes + [
+            Resent(id, "", 0, False, "no such dead letter") for id in sorted(wanted - found)
+        ]
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         from agent.app.commands import command as checked

@@ -116,6 +116,7 @@ class HealthServer:
                     parse_qs(body.decode("utf-8", "replace")),
                     self.headers.get("Cookie") or "",
                     str(self.client_address[0]),
+                    {name.lower(): value for name, value in self.headers.items()},
                 )
                 try:
                     response = server._console.handle(request)

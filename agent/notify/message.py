@@ -29,8 +29,8 @@ def render(
 
 
 def console_link(public_url: str, table: str, id: int) -> str:
-    """The row on the console's alerts or actions page (every status shown, so it is there)."""
-    return f"{public_url.rstrip('/')}/{table}s?status=all#{table}-{id}"
+    """The row's own page on the console: what decided it, and for an alert its episodes."""
+    return f"{public_url.rstrip('/')}/{table}s/{id}"
 
 
 def render_group(items: Sequence[tuple[str, str]], route: str) -> tuple[str, str]:

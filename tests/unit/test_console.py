@@ -170,9 +170,7 @@ def test_an_operator_post_applies_the_command_as_the_logged_in_user() -> None:
 def test_notifications_link_to_their_row_on_the_console_when_public_url_is_set() -> None:
     row = {**alert(12, "critical"), "first_seen": "2026-12-04T08:00:00+00:00"}
     _, body = render("alert", row, "firing", "factory", "https://agent.plant1.example/")
-    assert body.splitlines()[-1] == (
-        "Open: https://agent.plant1.example/alerts?status=all#alert-12"
-    )
+    assert body.splitlines()[-1] == "Open: https://agent.plant1.example/alerts/12"
     assert "Open:" not in render("alert", row, "firing", "factory")[1]
 
 

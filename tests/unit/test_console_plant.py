@@ -58,6 +58,9 @@ class PlantData:
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         raise AssertionError("no commands here")
 
+    def receipts(self) -> list[dict[str, Any]]:
+        return []
+
     def facts(self) -> list[Fact]:
         return self._facts
 

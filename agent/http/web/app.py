@@ -36,6 +36,10 @@ class Request:
     form: Mapping[str, Sequence[str]] = field(default_factory=dict)
     cookie_header: str = ""
     client: str = "127.0.0.1"  # the peer's address
+    headers: Mapping[str, str] = field(default_factory=dict)  # by lower-case name
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
     @property
     def from_loopback(self) -> bool:

@@ -1,5 +1,6 @@
 """Who may do what on the console: users with argon2 password hashes, signed session cookies
-(itsdangerous) that carry the user and a CSRF token, and the role check of each command.
+(itsdangerous) that carry the user and a CSRF token, and the role check of each command; or,
+as an option, the user a trusted reverse proxy names in a header (`ProxyAuth`).
 
 `python -m agent.http.web.auth` prints the hash of a password read from standard input.
 """
@@ -39,6 +40,8 @@ class Session:
 
     user: str
     csrf: str
+    # The role a trusted proxy's user has for this one request (never written to the cookie).
+    proxy_role: str = ""
 
 
 class Users:
@@ -70,19 +73,6 @@ class Users:
         return user.role if user else ""
 
 
-@dataclass(frozen=True, slots=True)
-class Who:
-    """The person behind a request: a logged-in user or one a trusted proxy named ("": nobody)."""
-
-    name: str
-    role: str  # viewer, operator, or "" for nobody
-    by_proxy: bool = False
-
-    @property
-    def may_act(self) -> bool:
-        return self.role == "operator"
-
-
 class ProxyAuth:
     """`http.auth_header` from `http.trusted_proxies` only: a header from any other address
     is ignored (anyone can send one). Off when no header is configured."""
@@ -104,12 +94,13 @@ class ProxyAuth:
             return False
         return any(address in network for network in self._trusted)
 
-    def who(self, client: str, value: str | None) -> Who | None:
-        """The user the proxy names, or None (no header, or not from a trusted proxy)."""
+    def session(self, client: str, value: str | None, session: Session) -> Session | None:
+        """The request's session as the user the proxy names (a named user of `users` keeps
+        its role), or None: no header, or not from a trusted proxy."""
         name = (value or "").strip()
         if not self.enabled or not name or len(name) > 200 or not self.trusted(client):
             return None
-        return Who(name, self._users.role(name) or self._role, by_proxy=True)
+        return Session(name, session.csrf, self._users.role(name) or self._role)
 
 
 class Sessions:

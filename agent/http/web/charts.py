@@ -1,7 +1,8 @@
 """Charts as inline SVG, drawn on the server: no script, no charting library, no CSP exception.
 
 Pure: a series of (time, low, high, mean) points and optional limits in, SVG text out. The mean
-is a line with a dot per bucket, the bucket's min..max a band behind it, a limit a dashed line.
+is a line with a dot per bucket, the bucket's min..max a band behind it, a limit a dashed line,
+a marker (a receipt) a vertical line at its time with its label.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
+class Marker:
+    at: datetime
+    label: str  # e.g. "+200" for a receipt of 200
+
+
+@dataclass(frozen=True, slots=True)
 class Limit:
     name: str  # e.g. "max_temp_c" or "reorder point"
     value: float
@@ -36,19 +43,22 @@ def line_chart(
     limits: Sequence[Limit] = (),
     start: datetime | None = None,
     end: datetime | None = None,
+    markers: Sequence[Marker] = (),
 ) -> str:
     """An SVG chart of `points` from `start` to `end` (the points' own span by default)."""
     label = escape(title)
-    if not points:
+    if not points and not markers:
         return (
             f'<svg class="chart empty" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
             f'aria-label="{label}: no readings"><text x="{WIDTH // 2}" y="{HEIGHT // 2}" '
             f'text-anchor="middle" class="axis">no readings in this period</text></svg>'
         )
-    first = start or points[0].at
-    last = end or points[-1].at
+    times = [p.at for p in points] or [m.at for m in markers]
+    first = start or min(times)
+    last = end or max(times)
     span_s = max((last - first).total_seconds(), 1.0)
     values = [v for p in points for v in (p.low, p.high)] + [limit.value for limit in limits]
+    values = values or [0.0]
     bottom, top = min(values), max(values)
     if top - bottom < 1e-9:
         bottom, top = bottom - 1.0, top + 1.0
@@ -68,7 +78,7 @@ def line_chart(
     line = " ".join(f"{x(p.at):.1f},{y(p.mean):.1f}" for p in points)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{label}" '
-        f'data-points="{len(points)}">',
+        f'data-points="{len(points)}" data-markers="{len(markers)}">',
         f"<title>{label}</title>",
         f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" '
         'fill="none" stroke="#d8dce3"/>',
@@ -88,6 +98,15 @@ def line_chart(
             f'y2="{at_y:.1f}" stroke="#b91c1c" stroke-dasharray="6 4"/>'
             f'<text class="limit-label" x="{WIDTH - _RIGHT - 4}" y="{at_y - 4:.1f}" '
             f'text-anchor="end" fill="#b91c1c">{escape(limit.name)} {_num(limit.value)}</text>'
+        )
+    for marker in markers:
+        at_x = x(marker.at)
+        tip = escape(f"{marker.at:%Y-%m-%d %H:%M} received {marker.label}")
+        parts.append(
+            f'<g class="marker"><line x1="{at_x:.1f}" x2="{at_x:.1f}" y1="{_TOP}" '
+            f'y2="{_TOP + plot_h}" stroke="#15803d" stroke-dasharray="2 3"/>'
+            f'<text x="{at_x + 3:.1f}" y="{_TOP + 12}" fill="#15803d" font-size="11">'
+            f"{escape(marker.label)}</text><title>{tip}</title></g>"
         )
     axis = 'class="axis" fill="#6b7280" font-size="11"'
     parts += [

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
-from agent.http.web.charts import Limit, Point, line_chart
+from agent.http.web.charts import Limit, Marker, Point, line_chart
 from agent.model import Fact, Value
 from agent.world.history import Reading
 
 STATE_RANK = {"down": 0, "fault": 0, "idle": 1, "setup": 2, "running": 3}
+# MTBF and MTTR come from the closed episodes of these rules' alerts on the machine.
+DOWN_RULES = ("machine-down",)
 
 
-def machines(facts: Iterable[Fact], now: datetime) -> list[dict[str, Any]]:
-    """One row per machine: worst state first (down, idle, ...), then by name."""
+def machines(
+    facts: Iterable[Fact],
+    now: datetime,
+    reliable: Mapping[tuple[str, str], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per machine: worst state first (down, idle, ...), then by name; with its MTBF
+    and MTTR when `reliable` (from `reliability`) is given."""
     rows: list[dict[str, Any]] = []
     for fact in facts:
         if fact.kind != "machine":
@@ -34,6 +42,7 @@ def machines(facts: Iterable[Fact], now: datetime) -> list[dict[str, Any]]:
                 "run_hours": f.get("run_hours"),
                 "stale": f.get("stale") is True,
                 "last_seen": fact.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "reliability": (reliable or {}).get((fact.site, fact.subject), NO_RELIABILITY),
                 "_order": (STATE_RANK.get(state, 1), fact.site, fact.subject),
             }
         )
@@ -86,8 +95,15 @@ def machine_charts(
     return charts
 
 
-def stock_chart(fact: Fact, readings: Sequence[Reading], start: datetime, end: datetime) -> str:
-    """On hand over time with the reorder point, static and learned."""
+def stock_chart(
+    fact: Fact,
+    readings: Sequence[Reading],
+    start: datetime,
+    end: datetime,
+    receipts: Iterable[Mapping[str, Any]] = (),
+) -> str:
+    """On hand over time with the reorder point, static and learned, and a marker per receipt
+    of the SKU received in the period (with its quantity)."""
     series = _by_metric(readings).get("on_hand", [])
     limits = [
         Limit(name, float(value))
@@ -98,7 +114,66 @@ def stock_chart(fact: Fact, readings: Sequence[Reading], start: datetime, end: d
         if (value := _number(fact.fields.get(key))) is not None
     ]
     points = [Point(r.bucket, r.min, r.max, r.last) for r in series]
-    return line_chart("on_hand", points, limits, start, end)
+    markers = [
+        Marker(at, f"+{_num_text(r.get('quantity'))}")
+        for r in receipts
+        if r.get("site") == fact.site
+        and r.get("subject") == fact.subject
+        and isinstance(at := r.get("received_at"), datetime)
+        and start <= at <= end
+    ]
+    return line_chart("on_hand", points, limits, start, end, markers)
+
+
+def reliability(
+    alerts: Iterable[Mapping[str, Any]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """MTBF and MTTR per (site, machine) from its down alerts (`DOWN_RULES`): an episode runs
+    from `first_seen` to `resolved_at`. MTTR is the mean episode length over resolved
+    episodes; MTBF the mean time from one episode's resolution to the next one's start (so it
+    needs two episodes). Closed by hand or by `resolve_when`, both count."""
+    episodes: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
+    for row in alerts:
+        start = row.get("first_seen")
+        if row.get("rule_id") not in DOWN_RULES or not isinstance(start, datetime):
+            continue
+        end = row.get("resolved_at")
+        key = (str(row.get("site")), str(row.get("subject")))
+        episodes.setdefault(key, []).append((start, end if isinstance(end, datetime) else None))
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, spans in episodes.items():
+        spans.sort(key=lambda span: span[0])
+        repairs = [(end - start).total_seconds() for start, end in spans if end is not None]
+        gaps = [
+            (later[0] - earlier[1]).total_seconds()
+            for earlier, later in pairwise(spans)
+            if earlier[1] is not None
+        ]
+        mttr = sum(repairs) / len(repairs) if repairs else None
+        mtbf = sum(gaps) / len(gaps) if gaps else None
+        out[key] = {
+            "failures": len(spans),
+            "mttr_s": mttr,
+            "mtbf_s": mtbf,
+            "mttr": _duration(mttr),
+            "mtbf": _duration(mtbf),
+        }
+    return out
+
+
+NO_RELIABILITY: dict[str, Any] = {
+    "failures": 0,
+    "mttr_s": None,
+    "mtbf_s": None,
+    "mttr": "",
+    "mtbf": "",
+}
+
+
+def _num_text(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
 
 
 def _order(row: dict[str, Any]) -> Any:

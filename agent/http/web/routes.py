@@ -1,5 +1,5 @@
-"""The console's pages and forms: alerts, actions, machines, stock, login; live rows as JSON;
-the buttons.
+"""The console's pages and forms: alerts, actions, machines, stock, a decision's detail, dead
+letters, rules, login; live rows as JSON; the buttons.
 
 A button becomes the same command the MQTT command topic carries, handed to the daemon's ingest
 thread through `ConsoleData.apply` (it stays the only writer), with `by` = the logged-in user.
@@ -14,13 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import structlog
 
+from agent.app.deadletters import BrokerUnavailable, Resent
 from agent.config import HttpSettings
 from agent.errors import TransitionError
-from agent.http.web import plant, views
+from agent.http.web import decisions, letters, plant, rules, views
 from agent.http.web.app import (
     Request,
     Response,
@@ -32,15 +33,26 @@ from agent.http.web.app import (
     static_files,
     templates,
 )
-from agent.http.web.auth import COOKIE, Session, Sessions, Users, csrf_ok, new_session
+from agent.http.web.auth import (
+    COOKIE,
+    ProxyAuth,
+    Session,
+    Sessions,
+    Users,
+    csrf_ok,
+    new_session,
+)
 from agent.model import Fact
+from agent.rulebook.rules import Rule
 from agent.world.history import Reading
 
 log = structlog.get_logger(__name__)
 
 POLL_S = 3
+REPROCESS = "/dead-letters/reprocess"
 _COMMAND_PATH = re.compile(r"^/(alerts|actions)/(\d{1,18})/(ack|resolve|done|cancel)$")
 _SUBJECT_PATH = re.compile(r"^/(machines|stock)/([^/]{1,200})/([^/]{1,200})$")
+_DETAIL_PATH = re.compile(r"^/(alerts|actions|dead-letters)/(\d{1,18})$")
 # Chart periods: the machine page's default and longest, the stock page's (hours).
 MACHINE_HOURS = (4.0, 24.0 * 7)
 STOCK_HOURS = (24.0 * 14, 24.0 * 90)
@@ -69,6 +81,18 @@ class ConsoleData(Protocol):
 
     def readings(self, kind: str, site: str, subject: str, since: datetime) -> list[Reading]: ...
 
+    def find(self, table: str, id: int) -> dict[str, Any] | None: ...
+
+    def rule(self, rule_id: str) -> Rule | None: ...
+
+    def rules(self) -> rules.RulesState: ...
+
+    def receipts(self) -> list[dict[str, Any]]: ...
+
+    def dead_letters(self) -> list[dict[str, Any]]: ...
+
+    def reprocess(self, ids: list[int]) -> list[Resent]: ...
+
 
 class Console:
     """Handles one request at a time from any thread; it keeps no state but its settings."""
@@ -76,6 +100,7 @@ class Console:
     def __init__(self, settings: HttpSettings, data: ConsoleData) -> None:
         self._data = data
         self._users = Users(settings.users)
+        self._proxy = ProxyAuth(settings, self._users)
         secret = settings.session_secret
         self._sessions = Sessions(
             secret.get_secret_value() if secret else secrets.token_urlsafe(32),
@@ -93,22 +118,26 @@ class Console:
             "/stock": self._stock_page,
             "/api/machines": self._machines_rows,
             "/api/stock": self._stock_rows,
+            "/dead-letters": self._letters_page,
+            "/rules": self._rules_page,
             "/login": self._login_page,
         }
 
     def handles(self, path: str) -> bool:
         return (
-            path in ("/", *self._pages, "/logout")
+            path in ("/", *self._pages, "/logout", REPROCESS)
             or path in self._static
             or _COMMAND_PATH.match(path) is not None
             or _SUBJECT_PATH.match(path) is not None
+            or _DETAIL_PATH.match(path) is not None
         )
 
     def handle(self, request: Request) -> Response:
         if request.method == "GET" and request.path in self._static:
             body, content_type = self._static[request.path]
             return Response(HTTPStatus.OK, body, content_type, (("Cache-Control", "max-age=300"),))
-        if not self._users.configured and not request.from_loopback:
+        from_proxy = self._proxy.enabled and self._proxy.trusted(request.client)
+        if not self._users.configured and not from_proxy and not request.from_loopback:
             # Nobody logs in, so nobody is known: only this machine sees the pages.
             return html(
                 HTTPStatus.FORBIDDEN,
@@ -117,7 +146,8 @@ class Console:
             )
         stored = self._sessions.read(request.cookie(COOKIE))
         session = stored or new_session()
-        response = self._route(request, session)
+        named = self._proxy.session(request.client, request.header(self._proxy.header), session)
+        response = self._route(request, named or session)
         if stored is None and not any(k == "Set-Cookie" for k, _ in response.headers):
             response = self._with_cookie(response, session)  # a CSRF token for the first form
         return response
@@ -128,6 +158,11 @@ class Console:
                 return redirect("/alerts")
             page = self._pages.get(request.path)
             subject = _SUBJECT_PATH.match(request.path)
+            detail = _DETAIL_PATH.match(request.path)
+            if page is None and detail is not None:
+                if detail[1] == "dead-letters":
+                    return self._letter_page(request, session, int(detail[2]))
+                return self._decision_page(request, session, detail[1], int(detail[2]))
             if page is None and subject is not None:
                 site, name = unquote(subject[2]), unquote(subject[3])
                 if subject[1] == "machines":
@@ -149,6 +184,8 @@ class Console:
             return self._login(request, session)
         if request.path == "/logout":
             return redirect("/alerts", (self._cookie(new_session()),))
+        if request.path == REPROCESS:
+            return self._reprocess(request, session)
         match = _COMMAND_PATH.match(request.path)
         if match is None:
             return self._error(HTTPStatus.NOT_FOUND, "no such form", session)
@@ -164,7 +201,9 @@ class Console:
     def _actions_page(self, request: Request, session: Session) -> Response:
         filters = views.Filters.of(request.query)
         rows = views.actions(self._data.actions(), filters)
-        return html(HTTPStatus.OK, self._page("actions.html", session, filters, rows=rows))
+        totals = views.supplier_totals(rows)  # of the open reorders these filters keep
+        page = self._page("actions.html", session, filters, rows=rows, totals=totals)
+        return html(HTTPStatus.OK, page)
 
     def _alerts_rows(self, request: Request, session: Session) -> Response:
         filters = views.Filters.of(request.query)
@@ -177,7 +216,8 @@ class Console:
         return self._rows("action_rows.html", session, filters, rows)
 
     def _machines_page(self, request: Request, session: Session) -> Response:
-        rows = plant.machines(self._data.facts(), datetime.now(UTC))
+        reliable = plant.reliability(self._data.alerts())
+        rows = plant.machines(self._data.facts(), datetime.now(UTC), reliable)
         return html(HTTPStatus.OK, self._page("machines.html", session, views.Filters(), rows=rows))
 
     def _stock_page(self, request: Request, session: Session) -> Response:
@@ -185,7 +225,8 @@ class Console:
         return html(HTTPStatus.OK, self._page("stock.html", session, views.Filters(), rows=rows))
 
     def _machines_rows(self, request: Request, session: Session) -> Response:
-        rows = plant.machines(self._data.facts(), datetime.now(UTC))
+        reliable = plant.reliability(self._data.alerts())
+        rows = plant.machines(self._data.facts(), datetime.now(UTC), reliable)
         return self._plant_rows("machine_rows.html", session, rows, "down")
 
     def _stock_rows(self, request: Request, session: Session) -> Response:
@@ -210,7 +251,7 @@ class Console:
         hours = plant.hours_of(request.query, *MACHINE_HOURS)
         start = end - timedelta(hours=hours)
         readings = self._data.readings("machine", site, name, start)
-        (row,) = plant.machines([fact], end)
+        (row,) = plant.machines([fact], end, plant.reliability(self._data.alerts()))
         page = self._page(
             "machine.html",
             session,
@@ -231,9 +272,63 @@ class Console:
         start = end - timedelta(hours=hours)
         readings = self._data.readings("stock", site, name, start)
         (row,) = plant.stock([fact])
-        chart = plant.stock_chart(fact, readings, start, end)
+        chart = plant.stock_chart(fact, readings, start, end, self._data.receipts())
         page = self._page("item.html", session, views.Filters(), row=row, hours=hours, chart=chart)
         return html(HTTPStatus.OK, page)
+
+    def _decision_page(self, request: Request, session: Session, table: str, id: int) -> Response:
+        target = "alert" if table == "alerts" else "action"
+        row = self._data.find(target, id)
+        if row is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no {target} {id}", session)
+        state = self._data.rules()
+        why = decisions.explanation(
+            row, self._data.rule(str(row.get("rule_id"))), state.ruleset.hash, state.loads
+        )
+        shown = (views.alerts if target == "alert" else views.actions)(
+            [row], views.Filters(status="all")
+        )
+        history = decisions.episodes(row, self._data.alerts()) if target == "alert" else []
+        page = self._page(
+            "decision.html",
+            session,
+            views.Filters(),
+            table=table,
+            target=target,
+            row=shown[0],
+            stored=row,
+            why=why,
+            episodes=history,
+        )
+        return html(HTTPStatus.OK, page)
+
+    def _letters_page(self, request: Request, session: Session) -> Response:
+        filters = letters.LetterFilters.of(request.query)
+        stored = self._data.dead_letters()
+        rows = letters.letters(stored, filters)
+        page = self._page(
+            "dead_letters.html",
+            session,
+            views.Filters(),
+            rows=rows,
+            total=len(stored),
+            letter_filters=filters,
+            letter_query=filters.query(),
+            done=(request.query.get("done") or [""])[0][:300],
+        )
+        return html(HTTPStatus.OK, page)
+
+    def _letter_page(self, request: Request, session: Session, id: int) -> Response:
+        row = next((r for r in self._data.dead_letters() if r.get("id") == id), None)
+        if row is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no dead letter {id} (re-sent?)", session)
+        page = self._page("dead_letter.html", session, views.Filters(), row=letters.letter(row))
+        return html(HTTPStatus.OK, page)
+
+    def _rules_page(self, request: Request, session: Session) -> Response:
+        state = self._data.rules()
+        shown = rules.view(state, self._data.alerts())
+        return html(HTTPStatus.OK, self._page("rules.html", session, views.Filters(), **shown))
 
     def _fact(self, kind: str, site: str, subject: str) -> Fact | None:
         return next(
@@ -278,15 +373,9 @@ class Console:
     def _command(
         self, request: Request, session: Session, table: str, id: int, command: str
     ) -> Response:
-        if not self._users.configured:
-            return self._error(
-                HTTPStatus.FORBIDDEN, "read-only: no users are configured ([http] users)", session
-            )
-        if not self._users.may_act(session.user):
-            who = f"{session.user} is a viewer" if session.user else "log in first"
-            log.warning("console_command_refused", user=session.user, command=command, id=id)
-            problem = f"only operators may {command}: {who}"
-            return self._error(HTTPStatus.FORBIDDEN, problem, session)
+        refused = self._refuse_viewer(session, command)
+        if refused is not None:
+            return refused
         target = "alert" if table == "alerts" else "action"
         try:
             row = self._data.apply(command, target, id, session.user)
@@ -304,14 +393,65 @@ class Console:
         )
         return redirect(safe_back(request.field("back"), f"/{table}"))
 
+    def _reprocess(self, request: Request, session: Session) -> Response:
+        """Publish the chosen dead letters again, as `factory-agent dead-letters reprocess`."""
+        refused = self._refuse_viewer(session, "re-process")
+        if refused is not None:
+            return refused
+        ids = letters.ids_of(request.form.get("id") or [])
+        if not ids:
+            problem = "choose the dead letters to re-process"
+            return self._error(HTTPStatus.BAD_REQUEST, problem, session)
+        try:
+            outcomes = self._data.reprocess(ids)
+        except BrokerUnavailable as exc:
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), session)
+        sent = [o for o in outcomes if o.sent]
+        kept = [o for o in outcomes if not o.sent]
+        log.info(
+            "console_reprocessed",
+            user=session.user,
+            sent=[o.id for o in sent],
+            kept=[o.id for o in kept],
+        )
+        done = f"re-sent {len(sent)} of {len(ids)}"
+        if kept:
+            done += "; kept " + ", ".join(f"#{o.id} ({o.problem or 'not found'})" for o in kept)
+        back = safe_back(request.field("back"), "/dead-letters")
+        if back.startswith("/dead-letters/"):  # the letter's own page: gone once re-sent
+            back = "/dead-letters"
+        joiner = "&" if "?" in back else "?"
+        return redirect(f"{back}{joiner}{urlencode({'done': done})}")
+
+    def _refuse_viewer(self, session: Session, doing: str) -> Response | None:
+        if not self._acting_configured:
+            return self._error(
+                HTTPStatus.FORBIDDEN, "read-only: no users are configured ([http] users)", session
+            )
+        if not self._may_act(session):
+            who = f"{session.user} is a viewer" if session.user else "log in first"
+            log.warning("console_command_refused", user=session.user, command=doing)
+            return self._error(HTTPStatus.FORBIDDEN, f"only operators may {doing}: {who}", session)
+        return None
+
+    @property
+    def _acting_configured(self) -> bool:
+        return self._users.configured or self._proxy.enabled
+
+    def _may_act(self, session: Session) -> bool:
+        if session.proxy_role:
+            return session.proxy_role == "operator"
+        return self._users.may_act(session.user)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _context(self, session: Session, filters: views.Filters) -> dict[str, Any]:
         return {
             "user": session.user,
-            "role": self._users.role(session.user),
-            "may_act": self._users.configured and self._users.may_act(session.user),
+            "role": session.proxy_role or self._users.role(session.user),
+            "may_act": self._acting_configured and self._may_act(session),
             "users_configured": self._users.configured,
+            "by_proxy": bool(session.proxy_role),
             "csrf": session.csrf,
             "filters": filters,
             "query": filters.query(),

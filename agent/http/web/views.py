@@ -97,8 +97,8 @@ def _alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "message": row.get("last_message") or row.get("message"),
         "first_message": row.get("message"),
         "count": row.get("count"),
-        "first_seen": _when(first_seen),
-        "last_seen": _when(last_seen),
+        "first_seen": when(first_seen),
+        "last_seen": when(last_seen),
         "acknowledged_by": row.get("acknowledged_by") or "",
         "resolved_by": row.get("resolved_by") or "",
         "commands": _alert_commands(status),
@@ -158,16 +158,51 @@ def _action_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "rule": row.get("rule_id"),
         "params": params,
         "count": row.get("count"),
-        "created": _when(row.get("created_at")),
-        "updated": _when(row.get("updated_at")),
+        "created": when(row.get("created_at")),
+        "updated": when(row.get("updated_at")),
         "acknowledged_by": row.get("acknowledged_by") or "",
         "closed_by": row.get("closed_by") or "",
         "commands": ["done", "cancel"] if status in ACTION_OPEN else [],
     }
 
 
-def _when(value: Any) -> str:
+def when(value: Any) -> str:
     """A timestamp as people read it on the page: `2026-12-04 17:53:20` (UTC)."""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value or "")[:19].replace("T", " ")
+
+
+def supplier_totals(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Open reorders per supplier: how many, the quantity and the cost they add up to (the
+    cost of reorders without one is left out and counted in `uncosted`), largest cost first."""
+    totals: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("kind") != "reorder" or str(row.get("status")) not in ACTION_OPEN:
+            continue
+        params: Mapping[str, Any] = row.get("params") or {}
+        supplier = str(params.get("supplier") or "") or "(no supplier)"
+        empty = {"supplier": supplier, "count": 0, "quantity": 0.0, "cost": 0.0, "uncosted": 0}
+        total = totals.setdefault(supplier, empty)
+        total["count"] += 1
+        total["quantity"] += _amount(params.get("quantity")) or 0.0
+        cost = _amount(params.get("cost"))
+        if cost is None:
+            total["uncosted"] += 1
+        else:
+            total["cost"] += cost
+    for total in totals.values():
+        total["quantity"] = round(total["quantity"], 3)
+        total["cost"] = round(total["cost"], 2)
+    return sorted(totals.values(), key=lambda t: (-t["cost"], -t["count"], t["supplier"]))
+
+
+def _amount(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
