@@ -37,18 +37,23 @@ def start_console(
     users: bool = True,
     pages: bool = True,
     history: bool = False,
+    http_extra: str = "",
+    rules: Path | None = None,
 ) -> tuple[AgentProcess, int]:
-    """A real agent with the console on a free port; `history`: the readings table on (charts)."""
+    """A real agent with the console on a free port; `history`: the readings table on (charts);
+    `http_extra`: more `[http]` settings; `rules`: a rules folder (default: the repository's)."""
     port = free_port()
     http = (
         f"\n[http]\nenabled = true\nport = {port}\nmax_message_age_s = 0\n"
         f'pages = {"true" if pages else "false"}\nsession_secret = "test-secret"\n'
+        f"{http_extra}"
     )
     config = write_config(
         tmp_path,
         port=broker.port,
         database_url=f"sqlite:///{tmp_path}/agent.db",
         client_id=f"agent-{tmp_path.name}",
+        rules=rules,
         extra=http
         + (users_toml() if users else "")
         + ("\n[history]\nenabled = true\n" if history else ""),
@@ -83,18 +88,22 @@ class Client:
         self._follow = urllib.request.build_opener(cookies)
         self._stay = urllib.request.build_opener(cookies, _NoRedirect())
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, headers=headers or {})
         try:
-            with self._follow.open(self.base + path, timeout=10) as response:
+            with self._follow.open(request, timeout=10) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
-    def post(self, path: str, fields: dict[str, str]) -> tuple[int, str, str]:
+    def post(
+        self, path: str, fields: dict[str, str], headers: dict[str, str] | None = None
+    ) -> tuple[int, str, str]:
         """(status, body, Location) of a form post."""
         data = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
         try:
-            with self._stay.open(self.base + path, data=data, timeout=15) as response:
+            with self._stay.open(request, timeout=15) as response:
                 return response.status, response.read().decode(), ""
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(), exc.headers.get("Location") or ""
