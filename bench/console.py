@@ -1,12 +1,14 @@
 """The console's alerts page with 1,000 open alerts, the database read included.
 
 Fills a real SQLite file (and PostgreSQL, in a schema of its own, when AGENT_TEST_POSTGRES_URL is
-set) with `--alerts` open alerts (plus as many resolved ones, which the page leaves out), serves
-the console through the agent's real HTTP server, and loads `/alerts` and its live endpoint
-`/api/alerts` `--loads` times each over HTTP. Every load reads all rows from the database,
-filters, sorts and renders them. Prints p50 and p95 per page and backend.
+set) with `--alerts` open alerts, each after `--history` resolved episodes of its key (which
+the page leaves out), serves the console through the agent's real HTTP server, and loads
+`/alerts` and its live endpoint `/api/alerts` `--loads` times each over HTTP. Every load reads
+the open rows from the database, filters, sorts and renders them. `--read-all` reads every row
+instead, as the pages did before they asked the store for the open ones only. Prints p50 and
+p95 per page and backend.
 
-    PYTHONPATH=. python bench/console.py [--alerts 1000] [--loads 20]
+    PYTHONPATH=. python bench/console.py [--alerts 1000] [--history 1] [--loads 20] [--read-all]
 
 The machine is shared and noisy: compare the figures of one run with each other.
 """
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,11 +49,20 @@ SEVERITIES = ("critical", "warning", "info")
 class StoreData:
     """The console's data source over a store alone (no daemon): what the alerts page reads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, read_all: bool = False) -> None:
         self.store = store
+        self.read_all = read_all
 
     def alerts(self) -> list[dict[str, Any]]:
         return self.store.alerts()
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        if self.read_all:  # the whole table, filtered by the page
+            return self.store.alerts()
+        return self.store.open_alerts(rule_ids)
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self.store.rule_alerts(rule_ids)
 
     def actions(self) -> list[dict[str, Any]]:
         return self.store.actions()
@@ -83,12 +95,12 @@ class StoreData:
         raise NotImplementedError("read-only benchmark")
 
 
-def fill(store: Store, alerts: int) -> None:
-    """`alerts` open alerts on as many machines, and as many resolved ones before them."""
+def fill(store: Store, alerts: int, history: int) -> None:
+    """`alerts` open alerts on as many machines, each after `history` resolved episodes."""
     decisions: list[Any] = []
     for n in range(alerts):
         machine = f"m-{n:05d}"
-        for episode in range(2):  # the first resolved, the second open
+        for episode in range(history + 1):  # the last one stays open
             at = T0 + timedelta(seconds=n + episode * 3600)
             decisions.append(
                 AlertDecision(
@@ -103,7 +115,7 @@ def fill(store: Store, alerts: int) -> None:
                     at=at,
                 )
             )
-            if episode == 0:
+            if episode < history:
                 key = f"machine-down/plant1/{machine}"
                 later = at + timedelta(minutes=5)
                 decisions.append(AlertResolved(key, later, "machine-down", "bench", "running"))
@@ -126,13 +138,16 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def run(name: str, url: str, alerts: int, loads: int) -> None:
+def run(name: str, url: str, args: argparse.Namespace) -> None:
+    alerts, loads = args.alerts, args.loads
     store = Store.open(url)
     try:
-        fill(store, alerts)
+        fill(store, alerts, args.history)
         rows = store.alerts()
         shown = f"{sum(1 for r in rows if r['status'] == 'firing')} open of {len(rows)} rows"
-        console = Console(HttpSettings(pages=True, session_secret="bench"), StoreData(store))
+        shown += " (read all)" if args.read_all else ""
+        data = StoreData(store, args.read_all)
+        console = Console(HttpSettings(pages=True, session_secret="bench"), data)
         server = HealthServer("127.0.0.1", 0, CollectorRegistry(), {}, console)
         server.start()
         try:
@@ -153,19 +168,21 @@ def run(name: str, url: str, alerts: int, loads: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=1, help="resolved episodes per alert")
     parser.add_argument("--loads", type=int, default=20)
+    parser.add_argument("--read-all", action="store_true", help="read every row, as before")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        run("sqlite", f"sqlite:///{folder / 'agent.db'}", args.alerts, args.loads)
+        run("sqlite", f"sqlite:///{folder / 'agent.db'}", args)
         base = os.environ.get("AGENT_TEST_POSTGRES_URL")
         if base:
             from tests.support.databases import postgres_schema
 
             url = stack.enter_context(postgres_schema(base))
-            run("postgresql", url, args.alerts, args.loads)
+            run("postgresql", url, args)
         else:
             print("postgresql: skipped (set AGENT_TEST_POSTGRES_URL)")
     return 0

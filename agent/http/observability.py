@@ -7,7 +7,7 @@ with `[http] pages = true` it serves the console too, its buttons applied by the
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -110,6 +110,12 @@ class DaemonConsoleData:
 
     def alerts(self) -> list[dict[str, Any]]:
         return self._daemon.store.alerts()
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self._daemon.store.open_alerts(rule_ids)
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self._daemon.store.rule_alerts(rule_ids)
 
     def actions(self) -> list[dict[str, Any]]:
         return self._daemon.store.actions()

@@ -288,6 +288,27 @@ class Store:
         """Alerts, newest first, optionally only those in `status`."""
         return self._rows(alert_table, ALERT_STATUSES, status)
 
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The alerts open now (firing or acknowledged), newest first; only those of `rule_ids`
+        when given. Reads the open rows' partial index, not the whole history (the console)."""
+        return self._alert_rows(text(ALERT_OPEN), rule_ids)
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Every alert of these rules, open or closed, newest first (the console's MTBF)."""
+        return self._alert_rows(None, rule_ids)
+
+    def _alert_rows(self, open_only: Any, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        statement = select(alert_table).order_by(alert_table.c.id.desc())
+        if open_only is not None:
+            statement = statement.where(open_only)
+        if rule_ids:
+            statement = statement.where(alert_table.c.rule_id.in_(list(rule_ids)))
+        try:
+            with self._reading() as connection:
+                return [dict(row) for row in connection.execute(statement).mappings()]
+        except SQLAlchemyError as exc:
+            raise store_error(exc, "could not read alert rows") from exc
+
     def dead_letters(self) -> list[dict[str, Any]]:
         """Dead letters, newest first, with their payloads as the raw bytes received."""
         return self._rows(dead_letter_table, (), None)

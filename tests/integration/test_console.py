@@ -225,6 +225,7 @@ def test_dead_letters_are_listed_and_an_operator_reprocesses_one(
         "/dead-letters/reprocess", {"csrf": operator.csrf(), "id": str(id)}
     )
     assert status == 303 and location.startswith("/dead-letters?done=re-sent+1+of+1")
+
     # Re-sent to its topic and its row deleted; still not JSON, so the agent keeps it again
     # (SQLite may give the new row the freed id: told apart by when it was received).
     def received_again() -> list[dict[str, Any]]:

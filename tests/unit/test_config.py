@@ -217,7 +217,7 @@ def test_settings_are_frozen() -> None:
 
 def test_describe_lists_every_key_with_its_type_and_default() -> None:
     rows = {key: (kind, default) for key, kind, default in Settings.describe()}
-    assert len(rows) == 71
+    assert len(rows) == 74
     assert rows["mqtt.port"] == ("integer", "1883")
     assert rows["mqtt.password"] == ("secret", "none")
     assert rows["mqtt.reconnect_max_s"] == ("number", "30.0")

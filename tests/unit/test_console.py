@@ -4,6 +4,7 @@ notifications (pure parts; the live agent is in tests/integration/test_console*.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,6 +98,17 @@ class FakeData:
 
     def actions(self) -> list[dict[str, Any]]:
         return []
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.alerts()
+            if a["status"] in ("firing", "acknowledged")
+            and (not rule_ids or a["rule_id"] in rule_ids)
+        ]
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [a for a in self.alerts() if a["rule_id"] in rule_ids]
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         if id != 1:

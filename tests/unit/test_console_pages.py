@@ -5,6 +5,7 @@ tests/integration/test_console.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,17 @@ class Data:
 
     def actions(self) -> list[dict[str, Any]]:
         return self.action_rows
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.alert_rows
+            if a["status"] in ("firing", "acknowledged")
+            and (not rule_ids or a["rule_id"] in rule_ids)
+        ]
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [a for a in self.alert_rows if a["rule_id"] in rule_ids]
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         raise AssertionError("no commands here")
@@ -340,3 +352,16 @@ def test_an_empty_ruleset_still_renders() -> None:
     data.state = RulesState(RuleSet((), "0" * 12, ()))
     assert console.handle(Request("GET", "/rules")).status == 200
     assert "none since the agent started" in text(console.handle(Request("GET", "/rules")))
+
+
+def test_the_open_alerts_list_reads_only_the_open_rows() -> None:
+    console, data = app()
+
+    def whole_history() -> list[dict[str, Any]]:
+        raise AssertionError("the whole alert table read for the open ones")
+
+    data.alerts = whole_history  # type: ignore[method-assign]
+    assert console.handle(Request("GET", "/api/alerts")).status == 200
+    assert console.handle(Request("GET", "/alerts")).status == 200
+    assert console.handle(Request("GET", "/api/machines")).status == 200
+    assert console.handle(Request("GET", "/rules")).status == 200

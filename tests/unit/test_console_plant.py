@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,17 @@ class PlantData:
 
     def actions(self) -> list[dict[str, Any]]:
         return []
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.alerts()
+            if a["status"] in ("firing", "acknowledged")
+            and (not rule_ids or a["rule_id"] in rule_ids)
+        ]
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [a for a in self.alerts() if a["rule_id"] in rule_ids]
 
     def apply(self, command: str, target: str, id: int, by: str) -> dict[str, Any]:
         raise AssertionError("no commands here")

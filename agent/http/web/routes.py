@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -72,6 +72,10 @@ class ConsoleData(Protocol):
     """What the pages read, and how a button's command reaches the ingest thread."""
 
     def alerts(self) -> list[dict[str, Any]]: ...
+
+    def open_alerts(self, rule_ids: Sequence[str] = ()) -> list[dict[str, Any]]: ...
+
+    def rule_alerts(self, rule_ids: Sequence[str]) -> list[dict[str, Any]]: ...
 
     def actions(self) -> list[dict[str, Any]]: ...
 
@@ -195,7 +199,7 @@ class Console:
 
     def _alerts_page(self, request: Request, session: Session) -> Response:
         filters = views.Filters.of(request.query)
-        rows = views.alerts(self._data.alerts(), filters)
+        rows = views.alerts(self._alerts_for(filters), filters)
         return html(HTTPStatus.OK, self._page("alerts.html", session, filters, rows=rows))
 
     def _actions_page(self, request: Request, session: Session) -> Response:
@@ -207,7 +211,7 @@ class Console:
 
     def _alerts_rows(self, request: Request, session: Session) -> Response:
         filters = views.Filters.of(request.query)
-        rows = views.alerts(self._data.alerts(), filters)
+        rows = views.alerts(self._alerts_for(filters), filters)
         return self._rows("alert_rows.html", session, filters, rows)
 
     def _actions_rows(self, request: Request, session: Session) -> Response:
@@ -216,7 +220,7 @@ class Console:
         return self._rows("action_rows.html", session, filters, rows)
 
     def _machines_page(self, request: Request, session: Session) -> Response:
-        reliable = plant.reliability(self._data.alerts())
+        reliable = plant.reliability(self._data.rule_alerts(plant.DOWN_RULES))
         rows = plant.machines(self._data.facts(), datetime.now(UTC), reliable)
         return html(HTTPStatus.OK, self._page("machines.html", session, views.Filters(), rows=rows))
 
@@ -225,7 +229,7 @@ class Console:
         return html(HTTPStatus.OK, self._page("stock.html", session, views.Filters(), rows=rows))
 
     def _machines_rows(self, request: Request, session: Session) -> Response:
-        reliable = plant.reliability(self._data.alerts())
+        reliable = plant.reliability(self._data.rule_alerts(plant.DOWN_RULES))
         rows = plant.machines(self._data.facts(), datetime.now(UTC), reliable)
         return self._plant_rows("machine_rows.html", session, rows, "down")
 
@@ -251,7 +255,9 @@ class Console:
         hours = plant.hours_of(request.query, *MACHINE_HOURS)
         start = end - timedelta(hours=hours)
         readings = self._data.readings("machine", site, name, start)
-        (row,) = plant.machines([fact], end, plant.reliability(self._data.alerts()))
+        (row,) = plant.machines(
+            [fact], end, plant.reliability(self._data.rule_alerts(plant.DOWN_RULES))
+        )
         page = self._page(
             "machine.html",
             session,
@@ -327,8 +333,12 @@ class Console:
 
     def _rules_page(self, request: Request, session: Session) -> Response:
         state = self._data.rules()
-        shown = rules.view(state, self._data.alerts())
+        shown = rules.view(state, self._data.open_alerts(rules.ALERT_RULES))
         return html(HTTPStatus.OK, self._page("rules.html", session, views.Filters(), **shown))
+
+    def _alerts_for(self, filters: views.Filters) -> list[dict[str, Any]]:
+        """Open rows only when only open ones are shown: the history is not read every 3 s."""
+        return self._data.open_alerts() if filters.status == "open" else self._data.alerts()
 
     def _fact(self, kind: str, site: str, subject: str) -> Fact | None:
         return next(

@@ -16,6 +16,7 @@ from agent.rulebook.rules import RuleSet
 # The alerts a refused reload or a disabled rule raises (agent/app/reload.py, rulebook/disabled).
 REFUSAL_RULES = ("rules-reload", "masterdata-reload")
 DISABLED_RULE = "rule-disabled"
+ALERT_RULES = (*REFUSAL_RULES, DISABLED_RULE)  # the alerts the page reads
 _LOCATED = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<reason>.*)$", re.DOTALL)
 
 
