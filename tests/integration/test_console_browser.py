@@ -169,6 +169,23 @@ def test_an_operator_sees_an_alert_arrive_live_and_acknowledges_it(
     driver.get(f"{base}/actions")
     assert "repair" in driver.find_element(By.ID, "rows").text
     driver.save_screenshot(str(shots / "actions.png"))
+    # The alert's own page, reached from its row: its rule, where it is written, its episodes.
+    driver.get(f"{base}/alerts?status=all")
+    driver.find_element(By.CSS_SELECTOR, f"#alert-{id} a.detail").click()
+    WebDriverWait(driver, 10).until(seen.presence_of_element_located((By.ID, "episodes")))
+    assert driver.find_element(By.ID, "rule-id").text == "machine-down"
+    assert "maintenance.yaml:" in driver.find_element(By.ID, "rule-where").text
+    driver.save_screenshot(str(shots / "alert-detail.png"))
+    driver.get(f"{base}/rules")
+    assert "enabled" in driver.find_element(By.ID, "rule-machine-down").text
+    driver.save_screenshot(str(shots / "rules.png"))
+    publisher.send(PRESS, b"not json at all")
+    driver.get(f"{base}/dead-letters")
+    WebDriverWait(driver, 20).until(
+        lambda d: d.refresh() or "not json at all" in d.find_element(By.ID, "rows").text
+    )
+    assert driver.find_elements(By.CSS_SELECTOR, "button.cmd-reprocess")
+    driver.save_screenshot(str(shots / "dead-letters.png"))
     driver.set_window_size(390, 844)  # a phone
     driver.get(f"{base}/alerts?status=all")
     driver.save_screenshot(str(shots / "alerts-phone.png"))
