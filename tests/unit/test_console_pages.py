@@ -310,6 +310,7 @@ def test_the_rules_page_shows_the_rule_set_the_last_reload_and_its_refusal() -> 
     body = text(console.handle(Request("GET", "/rules")))
     assert RULESET.hash in body and "2026-12-04 08:00:00 UTC (SIGHUP)" in body
     assert "<code>rules/maintenance.yaml:2</code>" in body
+    assert '<td data-label="severity">critical</td>' in body  # its alert's, not the default
     assert "disabled</strong> no answer within 10 s" in body
     assert '<code>rules/x.yaml</code></td><td data-label="line">12</td>' in body
     assert "hot: unknown field tmp_c" in body and "not YAML" in body

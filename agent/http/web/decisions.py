@@ -56,7 +56,6 @@ def _rule(rule: Rule | None, conditions: list[dict[str, str]]) -> dict[str, Any]
     return {
         "where": f"{rule.file}:{rule.line}",
         "description": rule.description,
-        "severity": rule.severity,
         "conditions": conditions,
         "for_s": f"{rule.for_s:g}" if rule.for_s else "",
         "resolve_when": rule.resolve_text,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.http.web.views import ALERT_OPEN, when
-from agent.rulebook.rules import RuleSet
+from agent.rulebook.rules import Rule, RuleSet
 
 # The alerts a refused reload or a disabled rule raises (agent/app/reload.py, rulebook/disabled).
 REFUSAL_RULES = ("rules-reload", "masterdata-reload")
@@ -44,7 +44,7 @@ def view(state: RulesState, alerts: Iterable[Mapping[str, Any]]) -> dict[str, An
         {
             "id": rule.id,
             "where": f"{rule.file}:{rule.line}",
-            "severity": rule.severity,
+            "severity": severity(rule),
             "description": rule.description,
             "enabled": rule.id not in state.disabled,
             "why": str(why_disabled.get(rule.id, {}).get("reason") or ""),
@@ -65,6 +65,20 @@ def view(state: RulesState, alerts: Iterable[Mapping[str, Any]]) -> dict[str, An
         "last_reload_why": reload_why,
         "refusals": refusals(open_alerts),
     }
+
+
+def severity(rule: Rule) -> str:
+    """The severity of the rule's alerts (`then: - alert: severity:`), else the rule's own
+    (`severity:`, "warning" by default); "" for a rule that raises no alert."""
+    alerts = [spec for spec in rule.actions if spec.kind == "alert"]
+    chosen = [
+        str(param.choice)
+        for spec in alerts
+        if (param := spec.params.get("severity")) is not None and param.choice is not None
+    ]
+    if chosen:
+        return ", ".join(dict.fromkeys(chosen))
+    return rule.severity if alerts else ""
 
 
 def refusals(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
