@@ -8,19 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agent.decisions.commands import Command, Target, command, from_message, refused
+from agent.decisions.commands import Command, command
 from agent.errors import TransitionError
 from agent.store.repository import ChangeHook, Store
 
-__all__ = [
-    "Command",
-    "Target",
-    "TransitionError",
-    "apply",
-    "command",
-    "from_message",
-    "refused",
-]
+__all__ = ["Command", "TransitionError", "apply", "command"]
 
 
 def apply(

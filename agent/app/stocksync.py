@@ -12,9 +12,7 @@ from agent.app.core import Core
 from agent.config import InventorySettings
 from agent.world.stock import StockPolicy
 
-if (
-    TYPE_CHECKING
-):  # a type only: the pipeline and the runner use this module and import no store
+if TYPE_CHECKING:  # a type only: the pipeline and the runner use this module and import no store
     from agent.store.repository import Store
 
 log = structlog.get_logger(__name__)
