@@ -142,7 +142,8 @@ def test_the_copies_elsewhere_agree_with_the_table() -> None:
     """The statuses and open rows written out in SQL, the CLI listing, the console and the MQTT
     command schema are the table's (a move added here must reach them)."""
     assert states.STATUSES == {"alert": ALERT_STATUSES, "action": ACTION_STATUSES}
-    for table, predicate in (("alert", tables.ALERT_OPEN), ("action", tables.ACTION_OPEN)):
+    predicates: dict[states.Table, str] = {"alert": tables.ALERT_OPEN, "action": tables.ACTION_OPEN}
+    for table, predicate in predicates.items():
         quoted = ", ".join(f"'{status}'" for status in states.OPEN[table])
         assert predicate == f"status IN ({quoted})"
     assert listing.OPEN_STATUSES == states.OPEN
