@@ -5,8 +5,9 @@ An alert row is `firing`, `acknowledged` or `resolved`; an action row `open`, `a
 `cancel`, from MQTT, the CLI or the console) or the agent's own (its rule resolves or closes
 it, a receipt closes a reorder). `MOVES` lists every allowed move; any other (row, status,
 event) is refused, and the reason a person reads comes from here too. The store applies the
-moves (`Store.transition`), command parsing checks a command's target with it; the web console
-and `docs/design.md` show the same table.
+moves (`Store.transition`), command parsing checks a command's target with it;
+`docs/design.md` shows the same table, and `tests/unit/test_states.py` holds the copies in SQL
+(the open-row predicate), the CLI listing and the console to it.
 
 The match of a rule before it fires (`pending`, the `for` not yet elapsed) is not a row: it is
 the lifecycle's (`agent.decisions.lifecycle`), and a firing match opens or repeats an alert row.
