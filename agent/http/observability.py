@@ -2,6 +2,7 @@
 
 `start_http(settings, daemon)` returns the running server, or None when `[http] enabled = false`;
 with `[http] pages = true` it serves the console too, its buttons applied by the ingest thread.
+The console (jinja2, argon2, itsdangerous: 2.5 MB, 35 ms) is imported only then.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from prometheus_client import Gauge
 from agent.config import HttpSettings
 from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
 from agent.http.server import HealthServer
-from agent.http.web.routes import Console, ConsoleUnavailable
 from agent.model import Fact
 from agent.store import readings as history
 from agent.world.history import Reading
 
 if TYPE_CHECKING:
     from agent.app.daemon import Daemon
+    from agent.http.web.routes import Console
 
 
 def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Check]:
@@ -124,6 +125,8 @@ class DaemonConsoleData:
         try:
             return done.result(self._within_s)
         except FutureTimeout:
+            from agent.http.web.routes import ConsoleUnavailable
+
             done.cancel()
             raise ConsoleUnavailable(
                 f"the agent did not apply {command} within {self._within_s:.0f} s; "
@@ -136,7 +139,11 @@ def start_http(settings: HttpSettings, daemon: Daemon) -> HealthServer | None:
         return None
     checks = readiness_checks(daemon, settings.max_message_age_s)
     watch_readiness(daemon.metrics.ready, checks)
-    console = Console(settings, DaemonConsoleData(daemon)) if settings.pages else None
+    console: Console | None = None
+    if settings.pages:
+        from agent.http.web.routes import Console
+
+        console = Console(settings, DaemonConsoleData(daemon))
     server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks, console)
     server.start()
     return server
