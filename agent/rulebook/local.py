@@ -12,6 +12,7 @@ needs to see: those that pass, in some join, the tests of their own alias that n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,11 +95,14 @@ class JoinGate:
 
     Own tests are the top-level `and` parts that read only the alias's own fields; a fact
     failing one can be in no tuple that holds at that position, so the engine need not see it.
+    Joins often share them (`on_hand < 1` for the spare part of each line's join): each
+    distinct test is asked once, found through the same index as the one-fact rules.
     """
 
     def __init__(self, ruleset: RuleSet) -> None:
-        self._tests: dict[str, list[pyeval.Predicate]] = {}
+        self._by_kind: dict[str, _KindRules] = {}
         self.joins = 0
+        seen: set[tuple[str, str, str]] = set()
         for rule in ruleset.rules:
             if rule.schedule:
                 continue
@@ -107,31 +111,51 @@ class JoinGate:
                     continue
                 self.joins += 1
                 for condition in conditions:
-                    self._tests.setdefault(condition.kind, []).append(_own_test(condition))
+                    node = _own_part(condition)
+                    text = _without_cols(node)
+                    if (condition.kind, condition.alias, text) in seen:
+                        continue
+                    seen.add((condition.kind, condition.alias, text))
+                    test = pyeval.predicate(node, condition.alias)
+                    index = _text_equality_of(node, condition.alias)
+                    kind = self._by_kind.setdefault(condition.kind, _KindRules())
+                    kind.add(_Local(text, condition.alias, 0, test), index)
 
     def wants(self, fields: Mapping[str, Any]) -> bool:
-        tests = self._tests.get(fields.get("kind"))  # type: ignore[arg-type]
-        if not tests:
+        rules = self._by_kind.get(fields.get("kind"))  # type: ignore[arg-type]
+        if rules is None:
             return False
         get = fields.get
-        return any(test(get, _NO_OTHERS) for test in tests)
+        return any(local.test(get, _NO_OTHERS) for local in rules.candidates(get))
 
 
-def _own_test(condition: Condition) -> pyeval.Predicate:
+def _own_part(condition: Condition) -> expr.Node:
+    """The `and` of the condition's top-level parts that read only its own alias's fields."""
     own = [
         node
         for node in expr.conjuncts(condition.expr)
         if all(f.alias in (None, condition.alias) for f in expr.fields(node))
     ]
-    node: expr.Node = expr.Literal(True, 0)
-    for part in reversed(own):
-        node = part if node == expr.Literal(True, 0) else expr.Binary("and", part, node, 0)
-    return pyeval.predicate(node, condition.alias)
+    if not own:
+        return expr.Literal(True, 0)
+    node = own[-1]
+    for part in reversed(own[:-1]):
+        node = expr.Binary("and", part, node, 0)
+    return node
+
+
+def _without_cols(node: expr.Node) -> str:
+    """The tree's text without its columns: equal for the same test written anywhere."""
+    return re.sub(r"col=\d+", "", repr(node))
 
 
 def _text_equality(condition: Condition) -> tuple[str, str] | None:
     """One top-level `field == "text"` test of the condition (not `kind`), to index it by."""
-    for node in expr.conjuncts(condition.expr):
+    return _text_equality_of(condition.expr, condition.alias)
+
+
+def _text_equality_of(tree: expr.Node, alias: str) -> tuple[str, str] | None:
+    for node in expr.conjuncts(tree):
         if not isinstance(node, expr.Binary) or node.op != "==":
             continue
         pairs: Sequence[tuple[expr.Node, expr.Node]] = (
@@ -141,7 +165,7 @@ def _text_equality(condition: Condition) -> tuple[str, str] | None:
         for field, literal in pairs:
             if (
                 isinstance(field, expr.Field)
-                and field.alias in (None, condition.alias)
+                and field.alias in (None, alias)
                 and field.name != "kind"
                 and isinstance(literal, expr.Literal)
                 and isinstance(literal.value, str)

@@ -24,6 +24,8 @@ Predicate = Callable[[Getter, Others], bool]
 Evaluator = Callable[[Getter, Others], Any]
 
 _COMPARE: Final = frozenset({"==", "!=", "<", "<=", ">", ">="})
+_FLIPPED: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_ORDER: Final = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 
 def _other(others: Others, alias: str, name: str) -> Any:
@@ -63,7 +65,44 @@ def _call(node: expr.Call, *args: Any) -> Any:
     return round(args[0], digits) if digits else round(args[0])
 
 
+# Comparisons with a literal, as `expr._compare` answers them: a number only with a number (not a
+# bool), a text only with a text; the type tests come first as the cheap common case.
+def _num(value: Any) -> bool:
+    kind = value.__class__
+    return kind is float or kind is int or expr._is_number(value)
+
+
+def _eqs(value: Any, text: str) -> bool:
+    return type(value) is str and value == text
+
+
+def _eqn(value: Any, number: float) -> bool:
+    return _num(value) and value == number
+
+
+def _ltn(value: Any, number: float) -> bool:
+    return _num(value) and value < number
+
+
+def _len(value: Any, number: float) -> bool:
+    return _num(value) and value <= number
+
+
+def _gtn(value: Any, number: float) -> bool:
+    return _num(value) and value > number
+
+
+def _gen(value: Any, number: float) -> bool:
+    return _num(value) and value >= number
+
+
 _RUNTIME: Final[dict[str, Any]] = {
+    "_eqs": _eqs,
+    "_eqn": _eqn,
+    "_ltn": _ltn,
+    "_len": _len,
+    "_gtn": _gtn,
+    "_gen": _gen,
     "_t": expr._truth,
     "_cmp": expr._compare,
     "_ar": expr._arithmetic,
@@ -123,6 +162,27 @@ class _Writer:
             # `expr` answers False (not True) for `not in` whenever `in` cannot be asked.
             return f"_notin({left}, {right})"
         assert op in _COMPARE, op
+        return self._compare(op, node.left, node.right, left, right)
+
+    def _compare(
+        self, op: str, left_node: expr.Node, right_node: expr.Node, left: str, right: str
+    ) -> str:
+        """`_cmp`, or the same test specialised for a literal on one side (the usual rule)."""
+        if isinstance(left_node, expr.Literal) and not isinstance(right_node, expr.Literal):
+            op, left, right, right_node = _FLIPPED[op], right, left, left_node
+        if not isinstance(right_node, expr.Literal):
+            return f"_cmp({self.constant(op)}, {left}, {right})"
+        value = right_node.value
+        if op in ("==", "!="):
+            if value is None or isinstance(value, bool):
+                test = f"({left} is {right})"  # only None is None, only True is True
+            elif isinstance(value, str):
+                test = f"_eqs({left}, {right})"
+            else:
+                test = f"_eqn({left}, {right})"
+            return test if op == "==" else f"(not {test})"
+        if expr._is_number(value):
+            return f"_{_ORDER[op]}n({left}, {right})"
         return f"_cmp({self.constant(op)}, {left}, {right})"
 
     def _call(self, node: expr.Call) -> str:
