@@ -8,7 +8,8 @@ AgentError
 ├── EngineError          the rule engine refused or failed on a fact
 ├── StoreError           the database failed (unreachable, refused a write): worth retrying
 └── TransitionError      a command refused: unknown id, illegal state change (ack a closed
-                         alert); the database is fine, so retrying cannot help
+                         alert; the moves and the reasons: agent/decisions/states.py); the
+                         database is fine, so retrying cannot help
 """
 
 from __future__ import annotations

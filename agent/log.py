@@ -1,6 +1,11 @@
 """Logging set-up: structlog events as JSON lines (not a terminal) or readable console lines.
 
 Standard-library records (paho, SQLAlchemy, ...) at warning and above go through the same pipeline.
+
+Import this module before anything else imports structlog (`agent.cli.main` does): structlog
+imports rich, when it is installed, for tracebacks this module never asks for (plain ones in the
+console, data in JSON, no local variables). rich is installed for the CLI's tables, and with
+pygments it cost every daemon 5 MB and 50 ms at start; so rich is hidden from that one import.
 """
 
 from __future__ import annotations
@@ -10,10 +15,25 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
 
-from agent.errors import ConfigError
+def _import_structlog_without_rich() -> None:
+    """structlog's dev and tracebacks modules look for rich once, at their import: hidden then,
+    they fall back to what this module asks for anyway. A `rich` already imported stays."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]  # the CLI's commands import it as usual
+
+
+_import_structlog_without_rich()
+
+import structlog  # noqa: E402
+from structlog.typing import EventDict, Processor, WrappedLogger  # noqa: E402
+
+from agent.errors import ConfigError  # noqa: E402
 
 LEVELS: Final = {
     "debug": logging.DEBUG,

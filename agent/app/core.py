@@ -40,9 +40,10 @@ from agent.model import (
     Value,
 )
 from agent.rulebook import expr
-from agent.rulebook.compiler import EnginePlan, compile_rules
+from agent.rulebook.compiler import EnginePlan
 from agent.rulebook.engine import DurableEngine, Match, RuleEngine, update_many
 from agent.rulebook.rules import Rule, RuleSet
+from agent.rulebook.split import SplitEngine
 from agent.rulebook.timing import Cron, parse_cron
 from agent.world.arrival import arrived_at, lag_of, plant_now
 from agent.world.masterdata import MasterData
@@ -92,7 +93,7 @@ class Core:
         self.world = WorldState(masterdata, stock_policy)
         self._reorder_factor = (stock_policy or StockPolicy()).max_reorder_factor
         self._engine_factory = engine_factory
-        self._engine = engine_factory(compile_rules(ruleset))
+        self._engine: RuleEngine = SplitEngine(ruleset, engine_factory)
         self._use(ruleset)
         self._ahead: dict[str, Fact | None] = {}  # facts a later step of `_run` changes
         self.lifecycle = Lifecycle()
@@ -386,7 +387,7 @@ class Core:
         evaluated against the current facts at once, at `now` (default: each fact's time);
         unchanged ones do not fire again.
         """
-        engine = self._engine_factory(compile_rules(ruleset))
+        engine = SplitEngine(ruleset, self._engine_factory)
         old_rules, old_engine = self._rules, self._engine
         self._engine = engine
         self._use(ruleset)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agent.app.core import Core
 from agent.model import Decision
-from agent.store.repository import Store
+
+if TYPE_CHECKING:  # only a type: the runner, which uses this module, imports no store
+    from agent.store.repository import Store
 
 log = structlog.get_logger(__name__)
 

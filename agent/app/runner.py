@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from agent.app import commands
 from agent.app.machinesync import work_order_closed
 from agent.app.pipeline import Pipeline, Raw
 from agent.app.ticks import TickSchedule
+from agent.decisions import commands
 from agent.errors import EngineError, TransitionError
 from agent.model import Decision, Fact, Message, Outcome, Rejected, TrackChanges
 

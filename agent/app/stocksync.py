@@ -4,13 +4,16 @@ reorders and applied receipts the core must know at start (and again now and the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
 from agent.app.core import Core
 from agent.config import InventorySettings
-from agent.store.repository import Store
 from agent.world.stock import StockPolicy
+
+if TYPE_CHECKING:  # a type only: the pipeline and the runner use this module and import no store
+    from agent.store.repository import Store
 
 log = structlog.get_logger(__name__)
 

@@ -13,14 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from agent.decisions.report import open_spend, record, spend_lines
 from agent.model import ACTION_STATUSES, ALERT_STATUSES
+
+if TYPE_CHECKING:  # rich is imported by the functions that draw: `agent run` never does
+    from rich.console import Console
+    from rich.table import Table
 
 # Open items: what a shift lead still has to deal with.
 OPEN_STATUSES = {"action": ("open", "acknowledged"), "alert": ("firing", "acknowledged")}
@@ -180,6 +180,9 @@ def render_table(
 def fitted(columns: Sequence[Column], body: Sequence[tuple[str, ...]], width: int = WIDTH) -> Table:
     """A table of `body` that fits `width`: each column as wide as its widest cell up to its
     cap, the one flexible column takes what the others leave, cut cells end with an ellipsis."""
+    from rich.table import Table
+    from rich.text import Text
+
     widths = [
         min(cap or width, max(len(header), *(len(cell[i]) for cell in body)))
         for i, (header, _right, cap) in enumerate(columns)
@@ -204,6 +207,8 @@ def fitted(columns: Sequence[Column], body: Sequence[tuple[str, ...]], width: in
 
 def console(stream: TextIO | None = None) -> Console:
     """A console on stdout: the terminal's width, or 100 columns when not a terminal."""
+    from rich.console import Console
+
     out = stream or sys.stdout
     terminal = out.isatty()
     return Console(

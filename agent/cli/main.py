@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+# First: agent.log imports structlog without rich, before any other module imports structlog.
+import agent.log
 from agent import __version__
 from agent.app.policy import load_policy
 from agent.cli.completion import add_arguments as add_completion_arguments
@@ -33,7 +33,6 @@ from agent.cli.listing import add_arguments as add_listing_arguments
 from agent.config import Settings, load_settings
 from agent.decisions.report import line, record
 from agent.errors import AgentError, RuleError
-from agent.log import configure_logging
 from agent.simulator.options import add_simulate_arguments
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
@@ -182,9 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"factory-agent: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.command == "run":
-        configure_logging(settings.log.level, settings.log.format)
+        agent.log.configure_logging(settings.log.level, settings.log.format)
     else:
-        configure_logging("warning", settings.log.format, stream=sys.stderr)
+        agent.log.configure_logging("warning", settings.log.format, stream=sys.stderr)
     try:
         handler = {
             "run": _run,
@@ -265,6 +264,8 @@ def _print_problems(exc: RuleError) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
     from agent.adapters.signals import SignalThread
     from agent.app.daemon import Daemon
     from agent.http.observability import start_http

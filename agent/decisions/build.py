@@ -21,7 +21,7 @@ from agent.model import (
     PublishDecision,
     Value,
 )
-from agent.rulebook import expr
+from agent.rulebook import expr, pyeval
 from agent.rulebook.rules import ActionSpec, Condition, Param, Rule
 from agent.world.stock import round_up_to_packs
 
@@ -61,7 +61,9 @@ def resolve_holds(rule: Rule, facts: Mapping[str, Fact]) -> bool:
     """The rule's `resolve_when` on these facts (False when it has none)."""
     if rule.resolve_when is None:
         return False
-    return expr.holds(rule.resolve_when, field_resolver(facts))
+    # As `field_resolver`: a field without alias is the only fact's (none with several).
+    get = next(iter(facts.values())).fields.get if len(facts) == 1 else _nothing
+    return pyeval.cached_predicate(rule.resolve_when)(get, facts)
 
 
 def _variant_holds(conditions: tuple[Condition, ...], facts: Mapping[str, Fact]) -> bool:
@@ -69,18 +71,14 @@ def _variant_holds(conditions: tuple[Condition, ...], facts: Mapping[str, Fact])
         fact = facts.get(condition.alias)
         if fact is None or fact.kind != condition.kind:
             return False
-        own = _own_resolver(condition.alias, facts)
-        if not expr.holds(condition.expr, own):
+        # `expr.holds` over the alias's own fields (others by alias), compiled once per condition.
+        if not pyeval.cached_predicate(condition.expr, condition.alias)(fact.fields.get, facts):
             return False
     return True
 
 
-def _own_resolver(alias: str, facts: Mapping[str, Fact]) -> expr.Resolver:
-    def resolve(ref: expr.Field) -> Any:
-        fact = facts.get(ref.alias if ref.alias is not None else alias)
-        return None if fact is None else fact.fields.get(ref.name)
-
-    return resolve
+def _nothing(name: str) -> None:
+    return None
 
 
 def subject_param(action: str) -> str:

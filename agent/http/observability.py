@@ -2,6 +2,7 @@
 
 `start_http(settings, daemon)` returns the running server, or None when `[http] enabled = false`;
 with `[http] pages = true` it serves the console too, its buttons applied by the ingest thread.
+The console (jinja2, argon2, itsdangerous: 2.5 MB, 35 ms) is imported only then.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
-from agent.app.deadletters import Resent, resend
 from agent.config import HttpSettings
 from agent.http.health import Check, CheckResult, flag_check, message_age_check, run_checks
 from agent.http.server import HealthServer
-from agent.http.web.routes import Console, ConsoleUnavailable
-from agent.http.web.rules import RulesState
 from agent.model import Fact
 from agent.rulebook.rules import Rule
 from agent.store import readings as history
@@ -27,6 +25,9 @@ from agent.world.history import Reading
 
 if TYPE_CHECKING:
     from agent.app.daemon import Daemon
+    from agent.app.deadletters import Resent
+    from agent.http.web.routes import Console
+    from agent.http.web.rules import RulesState
 
 
 def readiness_checks(daemon: Daemon, max_message_age_s: float) -> dict[str, Check]:
@@ -133,6 +134,8 @@ class DaemonConsoleData:
         return self._daemon.pipeline.core.ruleset.by_id().get(rule_id)
 
     def rules(self) -> RulesState:
+        from agent.http.web.rules import RulesState
+
         daemon = self._daemon
         return RulesState(
             daemon.pipeline.core.ruleset,
@@ -150,6 +153,8 @@ class DaemonConsoleData:
     def reprocess(self, ids: list[int]) -> list[Resent]:
         """As `factory-agent dead-letters reprocess`: each payload published again to its topic,
         its row deleted after the broker's PUBACK (the agent then takes it in as any message)."""
+        from agent.app.deadletters import Resent, resend
+
         wanted = set(ids)
         rows = sorted(
             (r for r in self._daemon.store.dead_letters() if r["id"] in wanted),
@@ -168,6 +173,8 @@ class DaemonConsoleData:
         try:
             return done.result(self._within_s)
         except FutureTimeout:
+            from agent.http.web.routes import ConsoleUnavailable
+
             done.cancel()
             raise ConsoleUnavailable(
                 f"the agent did not apply {command} within {self._within_s:.0f} s; "
@@ -180,7 +187,11 @@ def start_http(settings: HttpSettings, daemon: Daemon) -> HealthServer | None:
         return None
     checks = readiness_checks(daemon, settings.max_message_age_s)
     watch_readiness(daemon.metrics.ready, checks)
-    console = Console(settings, DaemonConsoleData(daemon)) if settings.pages else None
+    console: Console | None = None
+    if settings.pages:
+        from agent.http.web.routes import Console
+
+        console = Console(settings, DaemonConsoleData(daemon))
     server = HealthServer(settings.host, settings.port, daemon.metrics.registry, checks, console)
     server.start()
     return server

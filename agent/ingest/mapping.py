@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
-
-from jmespath.exceptions import JMESPathError
 
 from agent.model import MessageKind, Value
 
@@ -33,6 +32,15 @@ class PlainText(str):
     a path needs JSON."""
 
     __slots__ = ()
+
+
+def _path_errors() -> tuple[type[Exception], ...]:
+    """What a path's search may raise: JMESPath's error, once a mapping's expression was compiled
+    with it (only then is a path not a `FieldChain`, which raises nothing). jmespath is imported
+    by `mapping_load` for an expression only: an agent whose mappings read plain fields, or that
+    has none, never loads it."""
+    errors = sys.modules.get("jmespath.exceptions")
+    return (errors.JMESPathError,) if errors is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,7 @@ class FieldRule:
         else:
             try:
                 value = self.path.search(payload)
-            except JMESPathError as exc:
+            except _path_errors() as exc:
                 return name, None, f"field {name!r}: path {self.path_text!r} failed: {exc}"
         if value is None:
             return name, None, ""
@@ -267,7 +275,7 @@ class InputMapping:
             return (f"timestamp: the payload is not JSON, so {rule.path_text!r} cannot be read",)
         try:
             value = rule.path.search(payload)
-        except JMESPathError as exc:
+        except _path_errors() as exc:
             return (f"timestamp: path {rule.path_text!r} failed: {exc}",)
         if value is None:
             return (f"timestamp: no value at {rule.path_text!r}",)

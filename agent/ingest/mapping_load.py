@@ -11,10 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
-
-import jmespath
-from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
+from typing import TYPE_CHECKING, Any, Final
 
 from agent.errors import ConfigError
 from agent.ingest.mapping import (
@@ -37,12 +34,17 @@ from agent.ingest.sparkplug import ONLINE, MetricPath, SparkplugMapping
 from agent.model import Value
 from agent.rulebook.yamlsrc import LineList, LineMap, YamlProblem, load_yaml
 
+if TYPE_CHECKING:
+    from jmespath.exceptions import JMESPathError
+
 MAX_INPUTS_FILE_BYTES: Final = 1 << 20
 MAX_MAPPINGS: Final = 1000
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MAPPING_KEYS: Final = ("name", "topic", "kind", "site", "subject", "fields", "ts", "description")
 _SPARKPLUG_KEYS: Final = ("name", "sparkplug", "site", "subject", "fields", "description")
 _FIELD_KEYS: Final = ("path", "scale", "offset", "map")
+# A path JMESPath reads as fields and nothing else (`data.temp`): its unquoted identifiers.
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _TS_KEYS: Final = ("path", "unit")
 _DEFAULT_SUBJECT: Final[Mapping[str, str]] = {
     "stock": "sku",
@@ -476,6 +478,11 @@ class _Reader:
         if not isinstance(text, str) or not text:
             self.problem(line, name, f"{what}: 'path' must be a JMESPath expression, got {text!r}")
             return None
+        if _PLAIN_PATH.fullmatch(text):  # what JMESPath parses as fields only: no jmespath
+            return FieldChain(tuple(text.split(".")))
+        import jmespath  # only for an expression (`values[0].v`)
+        from jmespath.exceptions import JMESPathError
+
         try:
             compiled = jmespath.compile(text)
         except JMESPathError as exc:
@@ -562,6 +569,8 @@ _EXAMPLE_HINT: Final = "see config/inputs.yaml and docs/inputs.md for examples"
 
 def _jmespath_reason(exc: JMESPathError) -> str:
     """JMESPath's own words, without the expression it repeats on a second line."""
+    from jmespath.exceptions import IncompleteExpressionError, LexerError, ParseError
+
     if isinstance(exc, IncompleteExpressionError):
         return "the expression is incomplete"
     if isinstance(exc, ParseError):

@@ -6,20 +6,24 @@ the edge nodes said: the alias table of each NBIRTH/DBIRTH per (group, edge, dev
 sequence number per node, the node's bdSeq; it counts sequence gaps and unknown aliases and
 queues a rebirth request (NCMD `Node Control/Rebirth`) for the daemon to publish. Pure: bytes
 and a time in, readings (still to be validated by `decode`) or refusals out; no I/O.
+
+protobuf (`sparkplug_pb`) is imported at the first Sparkplug payload read or written, so an
+agent without a `sparkplug:` mapping never loads it (3 MB).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from google.protobuf.message import DecodeError
-
-from agent.ingest import sparkplug_pb as pb
 from agent.ingest.mapping import FieldRule, Template
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 NAMESPACE: Final = "spBv1.0"
 NODE_TYPES: Final = ("NBIRTH", "NDATA", "NDEATH")
@@ -158,9 +162,10 @@ class SparkplugHost:
         now: datetime,
     ) -> list[Reading | str]:
         """The readings of one message, or the reasons it (or a part of it) is refused."""
+        pb = _pb()
         try:
             payload: Any = pb.Payload.FromString(raw)
-        except (DecodeError, ValueError, RecursionError) as exc:
+        except (pb.DecodeError, ValueError, RecursionError) as exc:
             return [f"not a Sparkplug B payload (protobuf): {str(exc).split(':')[-1].strip()}"]
         if len(payload.metrics) > MAX_METRICS:
             return [f"{len(payload.metrics)} metrics, more than the limit of {MAX_METRICS}"]
@@ -313,6 +318,7 @@ class SparkplugHost:
 
 def rebirth_request(now: datetime) -> bytes:
     """The NCMD payload asking an edge node to publish its births again."""
+    pb = _pb()
     payload: Any = pb.Payload(timestamp=int(now.timestamp() * 1000))
     payload.metrics.add(name=REBIRTH_METRIC, datatype=pb.BOOLEAN, boolean_value=True)
     return bytes(payload.SerializeToString())
@@ -326,7 +332,7 @@ def _value(metric: Any) -> object:
     if which is None or which == "bytes_value":
         return None
     value = getattr(metric, which)
-    bits = pb.SIGNED_BITS.get(metric.datatype)
+    bits = _pb().SIGNED_BITS.get(metric.datatype)
     if bits is not None and which in ("int_value", "long_value"):
         value &= (1 << bits) - 1
         if value >= 1 << (bits - 1):
@@ -334,6 +340,14 @@ def _value(metric: Any) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else value
     return value
+
+
+@functools.cache
+def _pb() -> ModuleType:
+    """The protobuf messages, imported at their first use."""
+    from agent.ingest import sparkplug_pb
+
+    return sparkplug_pb
 
 
 def _ms(value: int) -> datetime:

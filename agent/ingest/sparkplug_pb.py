@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError as DecodeError  # what a bad payload raises
 
 _PACKAGE: Final = "org.eclipse.tahu.protobuf"
 _F = descriptor_pb2.FieldDescriptorProto

@@ -36,7 +36,9 @@ class EnginePlan:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
 
 
-def compile_rules(ruleset: RuleSet) -> EnginePlan:
+def compile_rules(ruleset: RuleSet, joins_only: bool = False) -> EnginePlan:
+    """The engine's definitions of the rule set; with `joins_only`, of its rules over several
+    facts only (the others are matched in Python: `agent/rulebook/local.py`)."""
     definitions: dict[str, dict[str, Any]] = {}
     rule_ids: dict[str, str] = {}
     aliases: dict[str, tuple[str, ...]] = {}
@@ -47,9 +49,13 @@ def compile_rules(ruleset: RuleSet) -> EnginePlan:
     for index, rule in enumerate(ruleset.rules):
         if rule.schedule:
             continue  # evaluated on its timetable, against the world state, not by the engine
+        if joins_only and all(len(variant) < 2 for variant in rule.variants):
+            continue
         locations[rule.id] = f"{rule.file}:{rule.line}"
         fingerprints[rule.id] = rule.fingerprint
         for number, conditions in enumerate(rule.variants):
+            if joins_only and len(conditions) < 2:
+                continue
             name = f"r{index}" if number == 0 else f"r{index}v{number}"
             definitions[name] = {"all": _compile_conditions(conditions, used)}
             rule_ids[name] = rule.id

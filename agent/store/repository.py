@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
+from agent.decisions import states
 from agent.errors import StoreError, TransitionError
 from agent.model import (
     ACTION_STATUSES,
@@ -98,26 +99,12 @@ class StoredChange:
 ChangeHook = Callable[[Connection, Sequence[StoredChange]], None]
 
 
-@dataclass(frozen=True)
-class _Transition:
-    allowed_from: tuple[str, ...]
-    to: str
-    by_column: str
-    at_column: str | None
-
-
-_TRANSITIONS: dict[str, dict[str, _Transition]] = {
-    "action": {
-        "ack": _Transition(("open",), "acknowledged", "acknowledged_by", None),
-        "done": _Transition(("open", "acknowledged"), "done", "closed_by", "closed_at"),
-        "cancel": _Transition(("open", "acknowledged"), "cancelled", "closed_by", "closed_at"),
-    },
-    "alert": {
-        "ack": _Transition(("firing",), "acknowledged", "acknowledged_by", None),
-        "resolve": _Transition(
-            ("firing", "acknowledged"), "resolved", "resolved_by", "resolved_at"
-        ),
-    },
+# Who made a person's move and when, by the status it ends in (the moves: `states.MOVES`).
+_RECORDED: dict[str, tuple[str, str | None]] = {
+    "acknowledged": ("acknowledged_by", None),
+    "resolved": ("resolved_by", "resolved_at"),
+    "done": ("closed_by", "closed_at"),
+    "cancelled": ("closed_by", "closed_at"),
 }
 
 
@@ -329,18 +316,19 @@ class Store:
         Raises TransitionError for an unknown id, command, or a change its status forbids.
         `on_change` runs in the same transaction with the changed row.
         """
-        step = _step(table, command)
+        step = states.step(table, command)
         target = action_table if table == "action" else alert_table
-        values: dict[str, Any] = {"status": step.to, step.by_column: by}
-        if step.at_column is not None:
-            values[step.at_column] = at
+        by_column, at_column = _RECORDED[step.to]
+        values: dict[str, Any] = {"status": step.to, by_column: by}
+        if at_column is not None:
+            values[at_column] = at
         if table == "action":
             values["updated_at"] = at
         if note:
             values["note"] = note
         statement = (
             update(target)
-            .where(target.c.id == id, target.c.status.in_(step.allowed_from))
+            .where(target.c.id == id, target.c.status.in_(step.sources))
             .values(values)
             .returning(*target.c)
         )
@@ -349,9 +337,7 @@ class Store:
                 row = connection.execute(statement).mappings().one_or_none()
                 if row is None:
                     status = connection.scalar(select(target.c.status).where(target.c.id == id))
-                    if status is None:
-                        raise TransitionError(f"{table} {id} does not exist; cannot {command}")
-                    raise TransitionError(f"{table} {id} is {status}; cannot {command}")
+                    raise TransitionError(states.refusal(table, id, status, command))
                 if on_change is not None:
                     on_change(connection, [StoredChange(table, id, False, json_friendly(row))])
         except SQLAlchemyError as exc:
@@ -769,17 +755,6 @@ def _repeat_alert() -> ReturningUpdate[Any]:
         last_matched=case((newest, latest_facts), else_=table.c.last_matched),
         severity=case((newest, latest_severity), else_=table.c.severity),
     )
-
-
-def _step(table: str, command: str) -> _Transition:
-    commands = _TRANSITIONS.get(table)
-    if commands is None:
-        raise TransitionError(f"unknown table {table!r}; use action or alert")
-    step = commands.get(command)
-    if step is None:
-        known = ", ".join(commands)
-        raise TransitionError(f"unknown {table} command {command!r}; use one of {known}")
-    return step
 
 
 # What `_store_decisions` writes: rows opened or repeated, and rows a rule closes.

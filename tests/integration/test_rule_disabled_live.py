@@ -21,9 +21,26 @@ from agent.store.repository import Store
 from tests.support.agent_process import write_config
 from tests.support.live import Publisher, poll
 from tests.support.mosquitto import Mosquitto
-from tests.unit.test_rule_disabled import HANG, RULES, serve_with_slow_rule
+from tests.unit.test_rule_disabled import HANG, serve_with_slow_rule
 
 DISABLED = f"{ALERT_KEY}/slow"
+# Only rules over several facts reach the engine worker (one-fact rules are matched in the
+# daemon: agent/rulebook/local.py), so the rule that hangs it here is a join.
+RULES = """\
+rules:
+  - id: low
+    when:
+      stock: kind == "stock" and on_hand <= 10
+    then:
+      - alert: {message: low}
+  - id: slow
+    when:
+      stock: kind == "stock" and on_hand < 0
+      m: kind == "machine" and state == "down"
+    then:
+      - alert: {message: negative}
+"""
+PRESS = "factory/plant1/machine/press-01/telemetry"
 
 
 def stock(sku: str) -> str:
@@ -112,6 +129,7 @@ def test_a_rule_that_hangs_the_worker_is_disabled_and_the_others_go_on(
         (rules / "r.yaml").write_text(RULES.replace("on_hand < 0", "on_hand < -1"), "utf-8")
         daemon.request_reload("test")
         poll(lambda: gauge(daemon) == 0, 10, "the gauge back at 0")
+        publisher.send(PRESS, {"state": "down"})
         publisher.send(stock("NEG"), {"on_hand": -5})
         poll(lambda: [a for a in store.alerts() if a["rule_id"] == "slow"], 10, "slow fires")
         poll(
