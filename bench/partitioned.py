@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -60,7 +61,7 @@ from tests.support.agent_process import AgentProcess  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AGENT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-LOW_SHARE = 0.03  # stock counts below the reorder point: the noisy part of the stream
+LOW_SHARE = 0.12  # of the stock counts: below the reorder point (0-39), the noisy part
 WINDOW = 500  # unacknowledged publishes at most (as bench/publisher.py)
 STALL_S = 120.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -217,6 +218,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # fields 14 and 15 of stat(5)
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
 def family(pid: int) -> list[int]:
     """A process and its descendants (the agent and its engine worker)."""
     found, pending = [], [pid]
@@ -280,6 +288,12 @@ class Drain:
     agent_cpu_s: float
     broker_cpu_s: float
     database_cpu_s: float
+    machine_busy: float  # share of all cores busy (anyone's work) while it drained
+
+    @property
+    def cores(self) -> float:
+        """Cores the agents, the broker and PostgreSQL kept busy on average."""
+        return (self.agent_cpu_s + self.broker_cpu_s + self.database_cpu_s) / self.seconds
 
 
 def drain(
@@ -298,6 +312,7 @@ def drain(
             assert agent.process is not None
             agent_before += sum(cpu_seconds(pid) for pid in family(agent.process.pid))
         backends = {pid: cpu_seconds(pid) for pid in backend_pids(connection, database)}
+        machine_before = machine_ticks()
         progress, moved = decided(connection), time.monotonic()
         while sentinels_seen(connection, machine) < sites:
             if time.monotonic() - moved > STALL_S:  # a deadline that a slow drain extends
@@ -320,6 +335,9 @@ def drain(
             for pid in family(agent.process.pid)
         )
         broker_after = cpu_seconds(broker_pid)
+        busy, total = (
+            after - before for after, before in zip(machine_ticks(), machine_before, strict=True)
+        )
         database_cpu = sum(
             cpu_seconds(pid) - backends.get(pid, 0.0) for pid in backend_pids(connection, database)
         )
@@ -330,6 +348,7 @@ def drain(
         agent_after - agent_before,
         broker_after - broker_before,
         database_cpu,
+        busy / total if total else 0.0,
     )
 
 
@@ -355,7 +374,13 @@ def options() -> argparse.Namespace:
     parser.add_argument("--machines", type=int, default=1_000)
     parser.add_argument("--rules", type=int, default=100)
     parser.add_argument(
-        "--keep", action="store_true", help="keep the databases and the agents' directory"
+        "--rounds",
+        type=int,
+        default=1,
+        help="publish and drain this often, (a) first in odd rounds, (b) first in even ones (1)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the last round's databases and the agents' files"
     )
     args = parser.parse_args()
     if args.sites < 2:
@@ -363,112 +388,152 @@ def options() -> argparse.Namespace:
     return args
 
 
+@dataclass(frozen=True, slots=True)
+class Round:
+    count: int
+    alone: Drain  # (a)
+    pair: Drain  # (b)
+    rows_one: Counter[Row]
+    rows_two: Counter[Row]
+
+
+class Bench:
+    """The broker, the agents' files and the two databases of one run."""
+
+    def __init__(self, args: argparse.Namespace, broker: Broker, directory: Path) -> None:
+        self.args, self.broker = args, broker
+        self.sites = [site_name(n) for n in range(args.sites)]
+        self.one = Partition("one", self.sites, f"bench_part_{os.getpid()}_one")
+        database = f"bench_part_{os.getpid()}_two"
+        self.parts = [Partition(f"part-{n}", self.sites[n::2], database) for n in range(2)]
+        self.urls = {p.database: AGENT_URL.format(name=p.database) for p in (self.one, *self.parts)}
+        workload.write_masterdata(directory, args.skus, args.machines)
+        workload.write_rules(directory / "rules", args.rules)
+        self.configs: dict[str, Path] = {}
+        for partition in (self.one, *self.parts):
+            home = directory / partition.name
+            home.mkdir()
+            url = self.urls[partition.database]
+            self.configs[partition.name] = agent_config(
+                home, broker.port, url, partition, self.sites
+            )
+
+    def agents(self, *names: str) -> list[AgentProcess]:
+        """A fresh process (and log) each time."""
+        return [AgentProcess(self.configs[name], self.configs[name].parent) for name in names]
+
+    def round(self, number: int) -> Round:
+        """Fresh databases and sessions, the backlog published once, both drains."""
+        for name in self.urls:
+            create_database(name)
+        print(f"round {number}: sessions for {', '.join(self.configs)} ...", flush=True)
+        prepare_sessions(self.agents(*self.configs))
+        print(f"  publishing {self.args.messages:,} messages over {', '.join(self.sites)} ...")
+        count, seconds = publish(self.broker.port, stream(self.args, self.sites))
+        print(f"  {count:,} in {seconds:.1f} s ({count / seconds:,.0f}/s)", flush=True)
+        drains: dict[str, Drain] = {}
+        order = [self.one.name, "pair"] if number % 2 else ["pair", self.one.name]
+        for name in order:
+            partitions = [self.one] if name == self.one.name else self.parts
+            label = "(a) one agent, all sites" if name == self.one.name else "(b) two agents"
+            print(f"  {label} ...", flush=True)
+            drains[name] = drain(
+                self.agents(*(p.name for p in partitions)),
+                self.broker_pid,
+                self.urls[partitions[0].database],
+                partitions[0].database,
+                len(self.sites),
+                sentinel_machine(self.args.machines),
+            )
+            print(f"    {count / drains[name].seconds:,.0f} msg/s", flush=True)
+        rows_one = written_rows(self.urls[self.one.database])
+        rows_two = written_rows(self.urls[self.parts[0].database])
+        return Round(count, drains[self.one.name], drains["pair"], rows_one, rows_two)
+
+    @property
+    def broker_pid(self) -> int:
+        assert self.broker._process is not None
+        return self.broker._process.pid
+
+
 def main() -> None:
     args = options()
-    sites = [site_name(n) for n in range(args.sites)]
-    one = Partition("one", sites, f"bench_part_{os.getpid()}_one")
-    parts = [Partition(f"part-{n}", sites[n::2], f"bench_part_{os.getpid()}_two") for n in range(2)]
     directory = Path(tempfile.mkdtemp(prefix="bench-part-"))
-    urls = {db: create_database(db) for db in {one.database, parts[0].database}}
+    bench: Bench | None = None
     try:
         with Broker(inflight=100) as broker:
-            workload.write_masterdata(directory, args.skus, args.machines)
-            workload.write_rules(directory / "rules", args.rules)
-            configs: dict[str, Path] = {}
-            for partition in (one, *parts):
-                home = directory / partition.name
-                home.mkdir()
-                url = urls[partition.database]
-                configs[partition.name] = agent_config(home, broker.port, url, partition, sites)
-
-            def agents(*names: str) -> list[AgentProcess]:  # a fresh process (and log) each time
-                return [AgentProcess(configs[name], configs[name].parent) for name in names]
-
-            print(f"sessions for {', '.join(configs)} ...", flush=True)
-            prepare_sessions(agents(*configs))
-            print(f"publishing {args.messages:,} messages over {', '.join(sites)} ...", flush=True)
-            count, seconds = publish(broker.port, stream(args, sites))
-            print(f"  {count:,} in {seconds:.1f} s ({count / seconds:,.0f}/s)", flush=True)
-            machine = sentinel_machine(args.machines)
-            assert broker._process is not None
-            print("(a) one agent, all sites ...", flush=True)
-            alone = drain(
-                agents(one.name), broker._process.pid, urls[one.database], one.database,
-                len(sites), machine,
-            )  # fmt: skip
-            print(f"  {count / alone.seconds:,.0f} msg/s", flush=True)
-            print("(b) two agents, a partition each ...", flush=True)
-            pair = drain(
-                agents(*(p.name for p in parts)), broker._process.pid, urls[parts[0].database],
-                parts[0].database, len(sites), machine,
-            )  # fmt: skip
-            print(f"  {count / pair.seconds:,.0f} msg/s", flush=True)
-        rows_one, rows_two = written_rows(urls[one.database]), written_rows(urls[parts[0].database])
-        report(args, count, alone, pair, rows_one, rows_two, parts)
+            bench = Bench(args, broker, directory)
+            rounds = [bench.round(n) for n in range(1, args.rounds + 1)]
+        report(args, bench, rounds)
     finally:
+        names = list(bench.urls) if bench else []
         if args.keep:
-            print(f"kept: databases {', '.join(urls)}; agents' files in {directory}")
+            print(f"kept: databases {', '.join(names)}; agents' files in {directory}")
         else:
-            for name in urls:
+            for name in names:
                 drop_database(name)
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def report(
-    args: argparse.Namespace,
-    count: int,
-    alone: Drain,
-    pair: Drain,
-    rows_one: Counter[Row],
-    rows_two: Counter[Row],
-    parts: list[Partition],
-) -> None:
-    decisions = {
-        kind: sum(n for row, n in rows_one.items() if row[0] == kind)
-        for kind in ("action", "alert")
-    }
-    fired = sum(int(row[7]) * n for row, n in rows_one.items())  # repeats counted
-    lost, doubled = rows_one - rows_two, rows_two - rows_one
+def report(args: argparse.Namespace, bench: Bench, rounds: list[Round]) -> None:
+    count = rounds[0].count
     print(
         f"\npartitioned drain: {count:,} queued QoS 1 messages ({args.sites} sites, "
         f"{args.skus:,} SKUs, {args.machines:,} machines, {args.rules} rules), one PostgreSQL, "
         f"{os.cpu_count()} cores shared by the agents, their engine workers, Mosquitto, "
-        "PostgreSQL and this bench"
+        "PostgreSQL, this bench and whatever else runs"
     )
-    table = [("", "msg/s", "wall s", "agent CPU µs/msg", "broker µs/msg", "PostgreSQL µs/msg")]
-    for label, figures in (("(a) one agent, all sites", alone), ("(b) two agents", pair)):
-        table.append(
-            (
-                label,
-                f"{count / figures.seconds:,.0f}",
-                f"{figures.seconds:.1f}",
-                f"{figures.agent_cpu_s / count * 1e6:,.0f}",
-                f"{figures.broker_cpu_s / count * 1e6:,.0f}",
-                f"{figures.database_cpu_s / count * 1e6:,.0f}",
+    header = ("", "msg/s", "wall s", "agent µs/msg", "broker µs/msg", "PostgreSQL µs/msg")
+    table = [(*header, "cores used", "machine busy")]
+    for n, result in enumerate(rounds, 1):
+        for label, figures in (("(a) one agent", result.alone), ("(b) two agents", result.pair)):
+            table.append(
+                (
+                    f"round {n} {label}",
+                    f"{count / figures.seconds:,.0f}",
+                    f"{figures.seconds:.1f}",
+                    f"{figures.agent_cpu_s / count * 1e6:,.0f}",
+                    f"{figures.broker_cpu_s / count * 1e6:,.0f}",
+                    f"{figures.database_cpu_s / count * 1e6:,.0f}",
+                    f"{figures.cores:.2f}",
+                    f"{figures.machine_busy:.0%}",
+                )
             )
-        )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(f"two / one: {alone.seconds / pair.seconds:.2f}")
-    for part in parts:
-        print(f"  {part.name}: mqtt.sites = {','.join(part.sites)}")
+    ratios = [r.alone.seconds / r.pair.seconds for r in rounds]
     print(
-        f"decisions written: {decisions['action']:,} actions, {decisions['alert']:,} alerts "
-        f"({(decisions['action'] + decisions['alert']) / count:.1%} of messages); "
+        f"two / one: {', '.join(f'{ratio:.2f}' for ratio in ratios)}"
+        + (f" (median {statistics.median(ratios):.2f})" if len(ratios) > 1 else "")
+    )
+    for part in bench.parts:
+        print(f"  {part.name}: mqtt.sites = {','.join(part.sites)}, client id bench-{part.name}")
+    rows = rounds[-1].rows_one
+    kinds = {
+        kind: sum(n for row, n in rows.items() if row[0] == kind) for kind in ("action", "alert")
+    }
+    fired = sum(int(row[7]) * n for row, n in rows.items())  # repeats counted
+    print(
+        f"decisions written (last round): {kinds['action']:,} actions, {kinds['alert']:,} alerts "
+        f"({(kinds['action'] + kinds['alert']) / count:.1%} of messages); "
         f"{fired:,} decisions with the repeats counted ({fired / count:.1%})"
     )
-    same = not lost and not doubled
-    print(
-        f"rows (a) vs (b): {'the same' if same else 'DIFFERENT'} "
-        f"({sum(rows_one.values()):,} / {sum(rows_two.values()):,}; "
-        f"only in (a): {sum(lost.values())}, only in (b): {sum(doubled.values())})"
-    )
-    for row in list(lost)[:5]:
-        print(f"  only in (a): {json.dumps(row)}")
-    for row in list(doubled)[:5]:
-        print(f"  only in (b): {json.dumps(row)}")
-    if not same:
+    failed = False
+    for n, result in enumerate(rounds, 1):
+        lost, doubled = result.rows_one - result.rows_two, result.rows_two - result.rows_one
+        same = not lost and not doubled
+        failed |= not same
+        print(
+            f"round {n} rows (a) vs (b): {'the same' if same else 'DIFFERENT'} "
+            f"({sum(result.rows_one.values()):,} / {sum(result.rows_two.values()):,}; "
+            f"only in (a): {sum(lost.values())}, only in (b): {sum(doubled.values())})"
+        )
+        for row in [*lost][:5]:
+            print(f"  only in (a): {json.dumps(row)}")
+        for row in [*doubled][:5]:
+            print(f"  only in (b): {json.dumps(row)}")
+    if failed:
         raise SystemExit(1)
 
 
