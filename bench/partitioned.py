@@ -547,10 +547,10 @@ def report(args: argparse.Namespace, bench: Bench, rounds: list[Round]) -> None:
             f"({sum(result.rows_one.values()):,} / {sum(result.rows_two.values()):,}; "
             f"only in (a): {sum(lost.values())}, only in (b): {sum(doubled.values())})"
         )
-        for row in [*lost][:5]:
-            print(f"  only in (a): {json.dumps(row)}")
-        for row in [*doubled][:5]:
-            print(f"  only in (b): {json.dumps(row)}")
+        for missing in [*lost][:5]:
+            print(f"  only in (a): {json.dumps(missing)}")
+        for extra in [*doubled][:5]:
+            print(f"  only in (b): {json.dumps(extra)}")
     if failed:
         raise SystemExit(1)
 
