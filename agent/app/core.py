@@ -93,7 +93,7 @@ class Core:
         self.world = WorldState(masterdata, stock_policy)
         self._reorder_factor = (stock_policy or StockPolicy()).max_reorder_factor
         self._engine_factory = engine_factory
-        self._engine: RuleEngine = SplitEngine(ruleset, engine_factory)
+        self._engine = SplitEngine(ruleset, engine_factory)
         self._use(ruleset)
         self._ahead: dict[str, Fact | None] = {}  # facts a later step of `_run` changes
         self.lifecycle = Lifecycle()
@@ -181,10 +181,12 @@ class Core:
                     continue
                 decided = self._after_update(step.fact, answer, step.fact.updated_at)
                 results.append(step.first + decided)
-                booked = self._book_reorders(decided)
+                booked, joined = self._book(decided)
                 if not booked:
                     continue
-                if self._redo(steps[index + 1 :], booked) or self._joins:
+                # Later answers change if a later step's fact was booked, or if the join engine
+                # held the booked fact before or after (a join could pair it with a later one).
+                if self._redo(steps[index + 1 :], booked) or joined:
                     answers.update(self._rewind(steps, index + 1))
         finally:
             self._ahead = {}
@@ -291,6 +293,11 @@ class Core:
         """A reorder a rule opened is on order from now on, and a work order is open on its
         machine: the fact shows it at once. It is re-posted without deciding again:
         bookkeeping, not a new observation. Returns the keys of the facts it changed."""
+        return self._book(decisions)[0]
+
+    def _book(self, decisions: list[Decision]) -> tuple[set[str], bool]:
+        """`_book_reorders`, and whether the join engine held a booked fact before or after."""
+        joined = False
         booked: set[str] = set()
         for decision in decisions:
             if not isinstance(decision, ActionDecision):
@@ -306,8 +313,10 @@ class Core:
             if fact is not None:
                 booked.add(fact.key)
                 self._changed.add(fact.key)
+                joined = joined or self._engine.in_joins(fact.key)
                 self._engine.update(fact.key, fact.fields)
-        return booked
+                joined = joined or self._engine.in_joins(fact.key)
+        return booked, joined
 
     def seed_work_orders(self, open_orders: Iterable[tuple[str, str, str]]) -> None:
         """Learn the store's open work orders, (site, machine, dedup key) (at start, to resync)."""
@@ -436,14 +445,6 @@ class Core:
         self._rules: dict[str, Rule] = ruleset.by_id()
         self._order = {rule.id: index for index, rule in enumerate(ruleset.rules)}
         self._read = fields_read(ruleset)
-        # A booking can change another subject's engine answers only through a rule over two
-        # facts (a rule over one fact answers on that fact alone).
-        self._joins = any(
-            len(variant) > 1
-            for rule in ruleset.rules
-            if not rule.schedule
-            for variant in rule.variants
-        )
         # Messages that must start a segment: a rule could book their fact from an earlier step
         # (a join, or an action naming another subject), and they change more than the fact (the
         # reorder book, metric windows), so they cannot be applied again: see `_redo`.

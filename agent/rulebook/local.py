@@ -27,34 +27,49 @@ class _Local:
     rule_id: str
     alias: str
     variant: int
-    test: pyeval.Predicate
+    node: expr.Node
 
 
 _NO_OTHERS: pyeval.Others = {}
 
 
-class _KindRules:
-    """The one-fact rules of one kind: indexed by one text equality each, or not indexed."""
+class _Group:
+    """Conditions asked together: one compiled function for all of them."""
 
     def __init__(self) -> None:
-        self.plain: list[_Local] = []
-        self.indexed: dict[str, dict[str, list[_Local]]] = {}
+        self.locals: list[_Local] = []
+        self._select: pyeval.Selector | None = None
+
+    def holding(self, get: pyeval.Getter) -> list[_Local]:
+        select = self._select
+        if select is None:
+            select = self._select = pyeval.selector([(x.node, x.alias) for x in self.locals])
+        return [self.locals[i] for i in select(get, _NO_OTHERS)] if self.locals else []
+
+
+class _KindRules:
+    """The conditions of one kind: grouped by one text equality each, or in the plain group."""
+
+    def __init__(self) -> None:
+        self.plain = _Group()
+        self.indexed: dict[str, dict[str, _Group]] = {}
 
     def add(self, local: _Local, index: tuple[str, str] | None) -> None:
         if index is None:
-            self.plain.append(local)
+            self.plain.locals.append(local)
             return
         name, value = index
-        self.indexed.setdefault(name, {}).setdefault(value, []).append(local)
+        self.indexed.setdefault(name, {}).setdefault(value, _Group()).locals.append(local)
 
-    def candidates(self, get: pyeval.Getter) -> list[_Local]:
-        found = list(self.plain)
+    def holding(self, get: pyeval.Getter) -> list[_Local]:
+        """The conditions that hold on the fact, the plain group's first."""
+        found = self.plain.holding(get)
         for name, by_value in self.indexed.items():
             value = get(name)
             if isinstance(value, str):
-                hit = by_value.get(value)
-                if hit:
-                    found.extend(hit)
+                group = by_value.get(value)
+                if group is not None:
+                    found.extend(group.holding(get))
         return found
 
 
@@ -71,8 +86,7 @@ class LocalRules:
                 if len(conditions) != 1:
                     continue
                 (condition,) = conditions
-                test = pyeval.cached_predicate(condition.expr, condition.alias)
-                local = _Local(rule.id, condition.alias, number, test)
+                local = _Local(rule.id, condition.alias, number, condition.expr)
                 kind = self._by_kind.setdefault(condition.kind, _KindRules())
                 kind.add(local, _text_equality(condition))
                 self.count += 1
@@ -82,11 +96,9 @@ class LocalRules:
         rules = self._by_kind.get(fields.get("kind"))  # type: ignore[arg-type]
         if rules is None:
             return []
-        get = fields.get
         return [
             Match(local.rule_id, {local.alias: key}, local.variant)
-            for local in rules.candidates(get)
-            if local.test(get, _NO_OTHERS)
+            for local in rules.holding(fields.get)
         ]
 
 
@@ -116,17 +128,13 @@ class JoinGate:
                     if (condition.kind, condition.alias, text) in seen:
                         continue
                     seen.add((condition.kind, condition.alias, text))
-                    test = pyeval.predicate(node, condition.alias)
                     index = _text_equality_of(node, condition.alias)
                     kind = self._by_kind.setdefault(condition.kind, _KindRules())
-                    kind.add(_Local(text, condition.alias, 0, test), index)
+                    kind.add(_Local(text, condition.alias, 0, node), index)
 
     def wants(self, fields: Mapping[str, Any]) -> bool:
         rules = self._by_kind.get(fields.get("kind"))  # type: ignore[arg-type]
-        if rules is None:
-            return False
-        get = fields.get
-        return any(local.test(get, _NO_OTHERS) for local in rules.candidates(get))
+        return rules is not None and bool(rules.holding(fields.get))
 
 
 def _own_part(condition: Condition) -> expr.Node:

@@ -55,16 +55,20 @@ class SplitEngine:
         asked: list[int] = []
         for index, (key, fields) in enumerate(items):
             if self._gate.wants(fields):
-                asked.append(index)
                 sent.add(key)
             elif key in sent:
-                # In order: the facts before this one are answered while the engine holds it.
-                self._ask(engine, items, asked, results)
-                asked = []
+                # Posted once more, in its place: the engine lets go of a fact that no longer
+                # passes its gates (in the same round trip as the others, and in order).
                 sent.discard(key)
-                engine.remove(key)
+            else:
+                continue
+            asked.append(index)
         self._ask(engine, items, asked, results)
         return results
+
+    def in_joins(self, key: str) -> bool:
+        """Whether the join engine may hold the fact (its answers for others may depend on it)."""
+        return key in self._sent
 
     def _ask(
         self,
