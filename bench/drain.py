@@ -271,6 +271,8 @@ def agent_drain(
         http = int(agent.wait_for("http_started", timeout=60)["port"])
         count, last, last_at = 0, -1, time.monotonic()
         while count < len(messages):
+            if agent.process.poll() is not None:
+                raise SystemExit(f"the agent exited during the drain:\n{agent.tail()}")
             count = committed(http)
             if count != last:
                 last, last_at = count, time.monotonic()
