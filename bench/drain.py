@@ -15,7 +15,9 @@ from its connect to the N-th message done):
 - agent: `python -m agent run` with the shipped settings (SQLite FULL sync, batches of 500, the
   engine worker, rules/ as shipped, `[notify] publish_mqtt` on) plus `[http]` for /metrics;
   connect = its `mqtt_connected` log line, done = `factory_agent_messages_total` (counted after
-  a batch's commit, before its acknowledgement) reaching N.
+  a batch's commit, before its acknowledgement) reaching N and the alert on the last message (a
+  count of -1 for the SKU DRAIN-END: `negative-count`) in the database. The counter alone can
+  run ahead: a redelivery the agent skips is counted again.
 
 The same list is published for both (the same seed; each message gets a recent `ts` when it is
 published: spread over the `--span-s` seconds before). Prints both rates, the ratio against 75%
@@ -61,6 +63,10 @@ WINDOW = 500  # unacknowledged publishes at most (as bench/publisher.py)
 STALL_S = 120.0  # no progress for this long: something is stuck
 POLL_S = 0.1  # /metrics polling: the agent's drain ends within this of what is printed
 TARGET, DOUBLED = 0.75, 0.30
+# The last message: a count of -1 for a SKU of its own, which the shipped `negative-count` rule
+# alerts on. Its alert row means the agent committed it; the agent handles messages in order.
+END_SKU = "DRAIN-END"
+END = (f"{workload.PREFIX}/{workload.SITE}/stock/{END_SKU}", b'{"on_hand":-1}')
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,12 +227,20 @@ def committed(port: int) -> int:
     )
 
 
+def end_committed(database: Path) -> bool:
+    """Whether the agent committed the alert on the last message (`END`)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        found = db.execute("SELECT 1 FROM alert WHERE subject = ? LIMIT 1", (END_SKU,))
+        return found.fetchone() is not None
+
+
 def decision_rows(database: Path) -> dict[str, int]:
-    """Rows of the alert and action tables, by rule."""
+    """Rows of the alert and action tables, by rule (the last message's alerts left out)."""
     with sqlite3.connect(database) as db:
         found = db.execute(
-            "SELECT rule_id, count(*) FROM alert GROUP BY rule_id "
-            "UNION ALL SELECT rule_id, count(*) FROM action GROUP BY rule_id"
+            "SELECT rule_id, count(*) FROM alert WHERE subject != ? GROUP BY rule_id "
+            "UNION ALL SELECT rule_id, count(*) FROM action GROUP BY rule_id",
+            (END_SKU,),
         ).fetchall()
     by_rule: dict[str, int] = {}
     for rule, rows in found:
@@ -270,7 +284,9 @@ def agent_drain(
             print("  ! the agent found no session on the broker: nothing was queued for it")
         http = int(agent.wait_for("http_started", timeout=60)["port"])
         count, last, last_at = 0, -1, time.monotonic()
-        while count < len(messages):
+        # Done: every message counted (after its batch's commit; a redelivery counts again) and
+        # the last one's alert committed.
+        while count < len(messages) or not end_committed(directory / "agent.db"):
             if agent.process.poll() is not None:
                 raise SystemExit(f"the agent exited during the drain:\n{agent.tail()}")
             count = committed(http)
@@ -284,6 +300,10 @@ def agent_drain(
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         rss = rss_mb(pid)
+        connects = [e for e in agent.events if e.get("event") == "mqtt_connected"]
+        again = sum(e.get("client_id") == AGENT_ID for e in connects) - 1
+        if again:
+            print(f"  ! the agent reconnected {again} times during the drain", flush=True)
     finally:
         agent.stop(timeout=60)
     by_rule = decision_rows(directory / "agent.db")
@@ -311,7 +331,7 @@ def drain(args: argparse.Namespace) -> dict[str, float]:
     """Run the rounds, print each and the medians; return the medians."""
     began = time.monotonic()
     directory = Path(tempfile.mkdtemp(prefix="bench-drain-"))
-    messages = NoisyPlant(args.skus, args.machines, args.seed).messages(args.messages)
+    messages = [*NoisyPlant(args.skus, args.machines, args.seed).messages(args.messages - 1), END]
     print(
         f"drain of {args.messages:,} queued QoS 1 messages: {args.skus:,} SKUs, "
         f"{args.machines:,} machines, shipped rules, seed {args.seed}; "
