@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -293,7 +294,10 @@ def agent_drain(
             if count != last:
                 last, last_at = count, time.monotonic()
             elif time.monotonic() - last_at > STALL_S:
-                raise SystemExit(f"agent: only {count} of {len(messages)} messages committed")
+                raise SystemExit(
+                    f"agent: {count} of {len(messages)} messages counted, the last one's alert "
+                    f"{'committed' if end_committed(directory / 'agent.db') else 'not committed'}"
+                )
             time.sleep(POLL_S)  # polling a counter with a deadline
         ended = time.time()
         if spy is not None:
@@ -363,8 +367,6 @@ def drain(args: argparse.Namespace) -> dict[str, float]:
     if args.keep:
         print(f"  kept {directory}")
     else:
-        import shutil
-
         shutil.rmtree(directory, ignore_errors=True)
     result = {
         "bare": statistics.median(bare),
