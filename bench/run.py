@@ -359,6 +359,36 @@ def mapping_rows() -> list[Row]:
     return rows
 
 
+def drain_rows(args: argparse.Namespace) -> list[Row]:
+    """bench/drain.py in a process of its own (its own broker): a queued backlog of `--drain`
+    noisy messages drained by a bare subscriber and by the daemon with the shipped rules."""
+    with subprocess.Popen(
+        [
+            *(sys.executable, str(BENCH / "drain.py"), "--json", "--messages", str(args.drain)),
+            *("--skus", str(args.skus), "--machines", str(args.machines)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        last = ""
+        for line in process.stdout:  # as it comes; the last line is the result, in JSON
+            if last:
+                print(f"  {last}", flush=True)
+            last = line.rstrip("\n")
+    if process.returncode:
+        raise SystemExit(f"bench/drain.py failed ({process.returncode})")
+    drained = json.loads(last)
+    ratio = drained["ratio"]
+    return [
+        ("bare subscriber draining the backlog (msg/s)", f"{drained['bare']:,.0f}", "", ""),
+        ("drain a queued backlog (msg/s)", f"{drained['agent']:,.0f}", "", ""),
+        ("drain / bare drain", f"{ratio:.0%}", ">= 75%", verdict(ratio >= 0.75)),
+        ("decisions in the drain (rows / messages)", f"{drained['decisions']:.1%}", "", ""),
+        ("RSS at the end of the drain (MB)", f"{drained['rss_mb']:.0f}", "", ""),
+    ]
+
+
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a few minutes")
@@ -384,6 +414,12 @@ def options() -> argparse.Namespace:
         "--inflight", type=int, default=100, help="the broker's max_inflight_messages (100)"
     )
     parser.add_argument("--py-spy", type=Path, help="record the daemon's stacks here (raw)")
+    parser.add_argument(
+        "--drain",
+        type=int,
+        help="drain this many queued noisy messages, bare and agent (bench/drain.py; "
+        "100k; quick 20k; 0: skip)",
+    )
     parser.add_argument("--only-daemon", action="store_true", help="skip replay and scaling")
     parser.add_argument("--only-scaling", action="store_true", help="only the cost per message")
     args = parser.parse_args()
@@ -392,6 +428,7 @@ def options() -> argparse.Namespace:
     args.soak = args.soak if args.soak is not None else ([] if quick else [5_000_000])
     args.latency_s = args.latency_s or (5.0 if quick else 30.0)
     args.warmup = 20_000 if quick else 100_000
+    args.drain = args.drain if args.drain is not None else (20_000 if quick else 100_000)
     args.replay = 20_000 if quick else 200_000
     args.core_messages = 5_000 if quick else 30_000
     args.subjects = [10, 1_000, 10_000] if quick else [10, 1_000, 10_000, 100_000]
@@ -427,6 +464,9 @@ def main() -> None:
         rows.append(
             ("end-to-end >= 10k msg/s", f"{rate:,.0f}", ">= 10,000", verdict(rate >= 10_000))
         )
+        if args.drain:
+            print(f"drain a queued backlog of {args.drain:,} messages ...", flush=True)
+            rows += drain_rows(args)
         if args.only_daemon:
             print_table(rows, args)
             return
