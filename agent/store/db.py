@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from agent.errors import ConfigError, StoreError
-from agent.store.migrate import upgrade
+from agent.store import schemacheck
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +45,17 @@ def open_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration (agent/store/migrations), creating it if new."""
-    upgrade(engine)
+    """Bring the schema to the newest migration (agent/store/migrations), creating it if new:
+    nothing to do (and alembic not imported) when it is at the newest already; a file or a
+    server migrated by a child process; an in-memory database here (see `schemacheck`)."""
+    if schemacheck.is_current(engine):
+        return
+    if schemacheck.in_memory(engine):
+        from agent.store.migrate import upgrade
+
+        upgrade(engine)
+        return
+    schemacheck.migrate_in_child(engine)
 
 
 def _parse(url: str) -> URL:
