@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from sys import intern
 from typing import Final
 
 from agent.model import Fact, Message, Value
@@ -106,7 +107,7 @@ def machine_fact(
     payload = message.fields
     merged.update(payload)
     merged["kind"] = "machine"
-    merged["site"] = message.site
+    merged["site"] = site = intern(message.site)
     merged["machine"] = message.subject
     since = _state_since(previous)
     if since is None or previous is None or merged.get("state") != previous.fields.get("state"):
@@ -124,7 +125,7 @@ def machine_fact(
     merged[LAG_S] = arrival_lag(message)
     _scrap(merged)
     _derive(merged, now, windows, since, now)
-    return Fact("machine", message.site, message.subject, merged, now)
+    return Fact("machine", site, message.subject, merged, now)
 
 
 def refresh_machine(
