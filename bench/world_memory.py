@@ -113,11 +113,12 @@ def main() -> None:
     read_us = fastest(read, len(facts))
     copy_us = fastest(copy, len(facts))
     now = timed[-1].ts + timedelta(seconds=30)
+    world.refresh(now)  # the first tick after the run: most facts change (seen_h)
     started = time.process_time()
-    world.refresh(now)
-    refresh_us = (time.process_time() - started) / len(facts) * 1e6
+    world.refresh(now + timedelta(seconds=30))  # the next: what a tick costs in a running agent
+    refresh_us = (time.process_time() - started) / len(world) * 1e6
     windows = [world.windows_of(f.key) for f in world if f.kind == "machine"]
-    del facts
+    facts.clear()  # the copies it made of packed facts are not what the world holds
     gc.collect()
     world_size = asizeof.asizeof(masterdata, world) - asizeof.asizeof(masterdata)
     windows_size = asizeof.asizeof(windows)
@@ -127,7 +128,7 @@ def main() -> None:
     print(f"apply, µs per message                {apply_us:8.1f}")
     print(f"read {len(READ)} fields, µs per fact          {read_us:8.2f}")
     print(f"dict(fields) (snapshot), µs per fact {copy_us:8.2f}")
-    print(f"refresh, µs per fact                 {refresh_us:8.1f}")
+    print(f"refresh (a tick 30 s on), µs per fact {refresh_us:7.1f}")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ with its fields in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from agent.model import Fact, FactKind, Value
 
@@ -44,7 +44,8 @@ class FactStore:
         self._entries: dict[str, Fact | _Packed] = {}
         self._hot: dict[str, None] = {}  # keys of the unpacked facts, oldest stored first
         self._hot_max = HOT if hot is None else hot
-        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # a shape's names -> the shared tuple and where each name is in it
+        self._shapes: dict[tuple[str, ...], tuple[tuple[str, ...], dict[str, int]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -88,14 +89,58 @@ class FactStore:
         fields = fact.fields
         names = tuple(fields)
         shapes = self._shapes
-        shared = shapes.get(names)
-        if shared is None:
+        shape = shapes.get(names)
+        if shape is None:
             if len(shapes) >= MAX_SHAPES:
                 shapes.clear()
-            shared = shapes[names] = names
-        return (fact.kind, fact.site, fact.subject, fact.updated_at, shared, tuple(fields.values()))
+            shape = shapes[names] = (names, {name: i for i, name in enumerate(names)})
+        return (
+            fact.kind,
+            fact.site,
+            fact.subject,
+            fact.updated_at,
+            shape[0],
+            tuple(fields.values()),
+        )
+
+    def at_rest(self) -> Iterator[tuple[Fact, bool]]:
+        """Every fact as `__iter__` gives them, with True for a packed one, whose `fields` is then
+        a read-only view of the packed values (`PackedFields`), not a dict: for a pass that reads
+        a few fields of every fact and changes few (a tick). Get a fact before handing it on."""
+        shapes = self._shapes
+        for entry in list(self._entries.values()):
+            if isinstance(entry, Fact):
+                yield entry, False
+                continue
+            kind, site, subject, updated_at, names, values = entry
+            shape = shapes.get(names)
+            index = shape[1] if shape is not None else {n: i for i, n in enumerate(names)}
+            yield Fact(kind, site, subject, PackedFields(index, values), updated_at), True
 
 
 def _unpack(packed: _Packed) -> Fact:
     kind, site, subject, updated_at, names, values = packed
     return Fact(kind, site, subject, dict(zip(names, values, strict=False)), updated_at)
+
+
+class PackedFields(Mapping[str, Value]):
+    """The fields of a packed fact, read in place (see `FactStore.at_rest`)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: tuple[Value, ...]) -> None:
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, name: str) -> Value:
+        return self._values[self._index[name]]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        at = self._index.get(name)
+        return default if at is None else self._values[at]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)

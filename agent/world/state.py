@@ -171,7 +171,7 @@ class WorldState:
         """Recompute time-derived values (state minutes, ...) at `now`; return the facts that
         changed, before and after."""
         changed: list[tuple[Fact, Fact]] = []
-        for fact in self._facts:
+        for fact, packed in self._facts.at_rest():  # most stock facts change nothing: read in place
             at = plant_now(fact, now)  # a subject whose readings arrive late is judged on them
             if fact.kind == "stock":
                 fresh = refresh_stock(fact, at)
@@ -179,7 +179,9 @@ class WorldState:
                 calendar = self._masterdata.calendar(fact.subject)
                 fresh = refresh_machine(fact, at, calendar, self._windows.get(fact.key))
             if fresh is not None:
-                changed.append((fact, self._replace(fresh)))
+                before = self._facts.get(fact.key) if packed else fact
+                assert before is not None
+                changed.append((before, self._replace(fresh)))
         return changed
 
     def swap_masterdata(self, masterdata: MasterData, now: datetime) -> list[tuple[Fact, Fact]]:
