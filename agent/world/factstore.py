@@ -36,7 +36,9 @@ _Packed = tuple[FactKind, str, str, datetime, tuple[str, ...], tuple[Value, ...]
 
 
 class FactStore:
-    """Facts by key, in the order each key was first stored (as a dict keeps them)."""
+    """Facts by key, in the order each key was first stored (as a dict keeps them). Even `get`
+    changes it (a packed fact becomes unpacked): one thread only, as the world (the ingest
+    thread's; the console reads the store's snapshot)."""
 
     __slots__ = ("_entries", "_hot", "_hot_max", "_shapes")
 
