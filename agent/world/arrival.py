@@ -15,8 +15,10 @@ LAG_S: Final = "lag_s"
 
 
 def lag_between(ts: datetime, arrived: datetime) -> float:
-    """Seconds a reading dated `ts` arrived after it (never negative), as `lag_s` keeps it."""
-    return round(max((arrived - ts).total_seconds(), 0.0), 3)
+    """Seconds a reading dated `ts` arrived after it (never negative), as `lag_s` keeps it.
+    No lag (live data) is the one shared 0.0, not a float of its own in every fact."""
+    lag = (arrived - ts).total_seconds()
+    return round(lag, 3) if lag > 0.0 else 0.0
 
 
 def arrival_lag(message: Message) -> float:

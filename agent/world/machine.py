@@ -8,8 +8,8 @@ trends, silence, scrap share, shift and utilisation.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from sys import intern
 from typing import Final
 
 from agent.model import Fact, Message, Value
@@ -32,31 +32,40 @@ SHIFT_FROM: Final = "shift_observed_from"
 SHIFT_RUN_S: Final = "shift_run_s"
 
 
-@dataclass
 class MetricWindows:
     """The windows of one machine's metrics: `<metric>_avg` and `<metric>_trend` come from here."""
 
-    averages: dict[str, Window] = field(default_factory=dict)
-    trends: dict[str, Window] = field(default_factory=dict)
+    __slots__ = ("averages", "trends")
+
+    def __init__(self) -> None:
+        # metric -> (its `<metric>_avg` name, its window); the names made once, not per message
+        self.averages: dict[str, tuple[str, Window]] = {}
+        self.trends: dict[str, tuple[str, Window]] = {}
 
     def add(
         self, name: str, at_s: float, value: float, avg_s: float, trend_s: float, count: int = 1
     ) -> None:
-        self.averages.setdefault(name, Window(avg_s)).add(at_s, value, count)
-        self.trends.setdefault(name, Window(trend_s)).add(at_s, value, count)
+        average = self.averages.get(name)
+        if average is None:
+            average = self.averages[name] = (f"{name}_avg", Window(avg_s, slope=False))
+        average[1].add(at_s, value, count)
+        trend = self.trends.get(name)
+        if trend is None:
+            trend = self.trends[name] = (f"{name}_trend", Window(trend_s))
+        trend[1].add(at_s, value, count)
 
     def values(self, now_s: float) -> dict[str, Value]:
         out: dict[str, Value] = {}
-        for name, window in self.averages.items():
+        for key, window in self.averages.values():
             window.expire(now_s)
             mean = window.mean()
             if mean is not None:
-                out[f"{name}_avg"] = round(mean, 4)
-        for name, window in self.trends.items():
+                out[key] = round(mean, 4)
+        for key, window in self.trends.values():
             window.expire(now_s)
             slope = window.slope_per_hour()
             if slope is not None:
-                out[f"{name}_trend"] = round(slope, 4)
+                out[key] = round(slope, 4)
         return out
 
 
@@ -91,27 +100,32 @@ def machine_fact(
     """The new fact for a telemetry message. Telemetry often carries a few metrics at a time:
     the last known value of the others is kept."""
     now = message.ts
+    stamp = now.isoformat()
     merged: dict[str, Value] = dict(previous.fields) if previous else {}
-    _accrue(merged, now, calendar)  # the time up to this message ran in the previous state
+    _accrue(merged, now, calendar, stamp)  # the time up to this message ran in the previous state
     merged.update(machine)
-    merged.update(message.fields)
-    merged.update({"kind": "machine", "site": message.site, "machine": message.subject})
-    old_state = previous.fields.get("state") if previous else None
+    payload = message.fields
+    merged.update(payload)
+    merged["kind"] = "machine"
+    merged["site"] = site = intern(message.site)
+    merged["machine"] = message.subject
     since = _state_since(previous)
-    if previous is None or since is None or merged.get("state") != old_state:
+    if since is None or previous is None or merged.get("state") != previous.fields.get("state"):
         since = now
-    merged["state_since"] = since.isoformat()
+        merged["state_since"] = stamp
+    # else the state goes on: `state_since` is the previous fact's, as it was written
     merged["open_work_orders"] = open_work_orders
     if windows is not None:
         avg_s, trend_s = window_spans(machine)
-        for name, value in message.fields.items():
-            if _is_metric(name, value):
-                windows.add(name, now.timestamp(), float(value), avg_s, trend_s)  # type: ignore[arg-type]
-    merged["last_message_at"] = now.isoformat()
+        at_s = now.timestamp()
+        for name, value in payload.items():
+            if name not in COUNTERS and _is_number(value):
+                windows.add(name, at_s, float(value), avg_s, trend_s)  # type: ignore[arg-type]
+    merged["last_message_at"] = stamp
     merged[LAG_S] = arrival_lag(message)
     _scrap(merged)
-    _derive(merged, now, windows)
-    return Fact("machine", message.site, message.subject, merged, now)
+    _derive(merged, now, windows, since, now)
+    return Fact("machine", site, message.subject, merged, now)
 
 
 def refresh_machine(
@@ -198,17 +212,23 @@ def serviced(fact: Fact, at: datetime, calendar: ShiftCalendar | None = None) ->
     return Fact(fact.kind, fact.site, fact.subject, fields, fact.updated_at)
 
 
-def _accrue(fields: dict[str, Value], now: datetime, calendar: ShiftCalendar | None) -> None:
+def _accrue(
+    fields: dict[str, Value],
+    now: datetime,
+    calendar: ShiftCalendar | None,
+    stamp: str | None = None,
+) -> None:
     """Book the time since the last accounting in the state the machine was in: run seconds,
     and run seconds in the current shift (a new shift starts counting from zero). Time already
-    booked (ticks went on while a gateway held its readings back) is not booked again."""
+    booked (ticks went on while a gateway held its readings back) is not booked again. `stamp`
+    is `now.isoformat()` when the caller has it already."""
     last = _instant(fields.get(ACCOUNTED_AT), now)
     if now < last:
         return
     running = fields.get("state") == "running"
     span = max((now - last).total_seconds(), 0.0)
     fields[RUN_S] = round(_number(fields.get(RUN_S), 0.0) + (span if running else 0.0), 3)
-    fields[ACCOUNTED_AT] = now.isoformat()
+    fields[ACCOUNTED_AT] = now.isoformat() if stamp is None else stamp
     if calendar is None:
         return
     shift = calendar.shift_at(now)
@@ -228,12 +248,21 @@ def _accrue(fields: dict[str, Value], now: datetime, calendar: ShiftCalendar | N
     fields["planned_downtime"] = calendar.planned_downtime(now)
 
 
-def _derive(fields: dict[str, Value], now: datetime, windows: MetricWindows | None) -> None:
-    since = _state_since_of(fields) or now
-    state_minutes = _minutes(now - since)
-    fields["state_minutes"] = state_minutes
+def _derive(
+    fields: dict[str, Value],
+    now: datetime,
+    windows: MetricWindows | None,
+    since: datetime | None = None,
+    seen: datetime | None = None,
+) -> None:
+    """The values derived from the fields at `now`. `since` and `seen` are `state_since` and
+    `last_message_at` read as instants, when the caller has them already."""
+    if since is None:
+        since = _state_since_of(fields) or now
+    fields["state_minutes"] = _minutes(now - since)
     fields["idle_minutes"] = _idle_minutes(fields, since, now)
-    seen = _instant(fields.get("last_message_at"), now)
+    if seen is None:
+        seen = _instant(fields.get("last_message_at"), now)
     seen_s = round(max((now - seen).total_seconds(), 0.0), 3)
     fields["seen_s"] = seen_s
     # Silent for `stale_after_s`, or said to be gone (a Sparkplug B DEATH sets `online` to 0:
@@ -276,10 +305,6 @@ def _scrap(fields: dict[str, Value]) -> None:
     good, scrap = fields.get("good"), fields.get("scrap")
     if _is_number(good) and _is_number(scrap) and good + scrap > 0:  # type: ignore[operator]
         fields["scrap_pct"] = round(scrap / (good + scrap) * 100.0, 3)  # type: ignore[operator]
-
-
-def _is_metric(name: str, value: Value) -> bool:
-    return name not in COUNTERS and _is_number(value)
 
 
 def _is_number(value: Value) -> bool:

@@ -15,6 +15,7 @@ import structlog
 
 from agent.model import AppliedReceipt, Fact, Message, OpenReorder, ReceiptDecision
 from agent.world.arrival import LAG_S, lag_between, plant_now
+from agent.world.factstore import FactStore
 from agent.world.machine import (
     MetricWindows,
     machine_fact,
@@ -42,7 +43,7 @@ class WorldState:
 
     def __init__(self, masterdata: MasterData, stock_policy: StockPolicy | None = None) -> None:
         self._masterdata = masterdata
-        self._facts: dict[str, Fact] = {}
+        self._facts = FactStore()
         self.out_of_order = 0  # messages older than their subject's state, since the start
         self._stock_policy = stock_policy or StockPolicy()
         self.reorders = ReorderBook()
@@ -58,14 +59,17 @@ class WorldState:
         return self._masterdata
 
     def __iter__(self) -> Iterator[Fact]:
-        return iter(self._facts.values())
+        return iter(self._facts)
 
     def get(self, key: str) -> Fact | None:
         return self._facts.get(key)
 
     def windows_of(self, key: str) -> MetricWindows:
         """The metric windows of a machine fact (new ones if none): refilled at start."""
-        return self._windows.setdefault(key, MetricWindows())
+        windows = self._windows.get(key)
+        if windows is None:
+            windows = self._windows[key] = MetricWindows()
+        return windows
 
     def apply(self, message: Message) -> Fact | None:
         if message.kind == "stock":
@@ -90,7 +94,7 @@ class WorldState:
                     message,
                     self._masterdata.machine(message.subject),
                     self._masterdata.calendar(message.subject),
-                    self._windows.setdefault(key, MetricWindows()),
+                    self.windows_of(key),
                     len(self._work_orders.get(key, ())),
                 )
             )
@@ -127,7 +131,7 @@ class WorldState:
         assert message.kind == "stock"
         key = self.key_of(message)
         if before is None:
-            self._facts.pop(key, None)
+            self._facts.pop(key)
         else:
             self._replace(before)
             before = self._rederive(message.site, message.subject) or before
@@ -139,7 +143,7 @@ class WorldState:
         """Take the store's open reorders (at start, or to resync); return facts that changed."""
         self.reorders.seed(reorders, receipts)
         changed = []
-        for fact in list(self._facts.values()):
+        for fact in self._facts:
             if fact.kind == "stock":
                 fresh = self._rederive(fact.site, fact.subject)
                 if fresh is not None:
@@ -167,7 +171,7 @@ class WorldState:
         """Recompute time-derived values (state minutes, ...) at `now`; return the facts that
         changed, before and after."""
         changed: list[tuple[Fact, Fact]] = []
-        for fact in list(self._facts.values()):
+        for fact, packed in self._facts.at_rest():  # most stock facts change nothing: read in place
             at = plant_now(fact, now)  # a subject whose readings arrive late is judged on them
             if fact.kind == "stock":
                 fresh = refresh_stock(fact, at)
@@ -175,7 +179,9 @@ class WorldState:
                 calendar = self._masterdata.calendar(fact.subject)
                 fresh = refresh_machine(fact, at, calendar, self._windows.get(fact.key))
             if fresh is not None:
-                changed.append((fact, self._replace(fresh)))
+                before = self._facts.get(fact.key) if packed else fact
+                assert before is not None
+                changed.append((before, self._replace(fresh)))
         return changed
 
     def swap_masterdata(self, masterdata: MasterData, now: datetime) -> list[tuple[Fact, Fact]]:
@@ -187,7 +193,7 @@ class WorldState:
         """
         old, self._masterdata = self._masterdata, masterdata
         changed: list[tuple[Fact, Fact]] = []
-        for fact in list(self._facts.values()):
+        for fact in self._facts:
             fresh: Fact | None
             if fact.kind == "stock":
                 before, after = old.item(fact.subject), masterdata.item(fact.subject)
@@ -224,7 +230,7 @@ class WorldState:
         self._work_orders = {}
         for site, machine, dedup_key in open_orders:
             self._work_orders.setdefault(f"machine/{site}/{machine}", set()).add(dedup_key)
-        changed = [self._recount(f.key) for f in list(self._facts.values()) if f.kind == "machine"]
+        changed = [self._recount(f.key) for f in self._facts if f.kind == "machine"]
         return [fact for fact in changed if fact is not None]
 
     def service_done(self, site: str, machine: str, at: datetime) -> Fact | None:
@@ -258,8 +264,7 @@ class WorldState:
         return self._replace(fact)
 
     def _replace(self, fact: Fact) -> Fact:
-        self._facts[fact.key] = fact
-        return fact
+        return self._facts.put(fact.key, fact)
 
     def _is_out_of_order(self, previous: Fact | None, message: Message) -> bool:
         """An older message must not overwrite a newer state (redeliveries, late gateways).
@@ -281,4 +286,4 @@ class WorldState:
         return True
 
     def snapshot(self) -> Mapping[str, Fact]:
-        return dict(self._facts)
+        return {fact.key: fact for fact in self._facts}

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from sys import intern
 from typing import Final, Literal
 
 from agent.model import Fact, Message, Value
@@ -113,18 +114,19 @@ def stock_fact(
 ) -> Fact:
     """The new fact for a stock count: message fields over master data, derived values."""
     payload = message.fields
-    fields: dict[str, Value] = {
-        **item,
-        **{k: v for k, v in payload.items() if k != "on_order"},
-        "kind": "stock",
-        "site": message.site,
-        "sku": message.subject,
-        "counted_at": message.ts.isoformat(),
-        "seen_h": 0.0,
-        "received_since_count": 0,
-        "over_received": 0,
-        LAG_S: arrival_lag(message),
-    }
+    fields: dict[str, Value] = {**item}
+    for name, value in payload.items():
+        if name != "on_order":
+            # one copy of a name for all facts, not one per message (a decoded payload's own)
+            fields[intern(name)] = value
+    fields["kind"] = "stock"
+    fields["site"] = site = intern(message.site)
+    fields["sku"] = message.subject
+    fields["counted_at"] = message.ts.isoformat()
+    fields["seen_h"] = 0.0
+    fields["received_since_count"] = 0
+    fields["over_received"] = 0
+    fields[LAG_S] = arrival_lag(message)
     erp = _number(payload.get("on_order", None))
     if erp is not None:
         fields["on_order_erp"] = _tidy(erp)
@@ -132,7 +134,7 @@ def stock_fact(
     _learn_usage(fields, previous, on_hand, message.ts, item, policy)
     _track_overstock(fields, previous, on_hand, message.ts)
     _derive(fields, own_on_order, open_reorders, policy)
-    return Fact("stock", message.site, message.subject, fields, message.ts)
+    return Fact("stock", site, message.subject, fields, message.ts)
 
 
 def receipt_fact(
@@ -148,7 +150,8 @@ def receipt_fact(
     otherwise), the ERP's `on_order` down by it, the agent's own from the updated book."""
     quantity = _number(message.fields.get("quantity")) or 0.0
     fields: dict[str, Value] = dict(previous.fields) if previous else {**item}
-    fields.update({"kind": "stock", "site": message.site, "sku": message.subject})
+    site = intern(message.site)
+    fields.update({"kind": "stock", "site": site, "sku": message.subject})
     on_hand = _number(fields.get("on_hand"))
     if on_hand is not None:
         fields["on_hand"] = _tidy(on_hand + quantity)
@@ -161,7 +164,7 @@ def receipt_fact(
     fields["last_receipt_qty"] = _tidy(quantity)
     _derive(fields, own_on_order, open_reorders, policy)
     updated = max(previous.updated_at, message.ts) if previous else message.ts
-    return Fact("stock", message.site, message.subject, fields, updated)
+    return Fact("stock", site, message.subject, fields, updated)
 
 
 def with_own_orders(
@@ -256,8 +259,9 @@ def _learn_usage(
     else:
         fields["jump_share"] = 0
         fields["count_implausible"] = False
-    fields[USAGE_SUM] = round(usage_sum, 6)
-    fields[USAGE_DAYS] = round(usage_days, 6)
+    # never -0.0 (`or 0.0` above, consumption >= 0): a zero is the one shared 0.0
+    fields[USAGE_SUM] = round(usage_sum, 6) if usage_sum else 0.0
+    fields[USAGE_DAYS] = round(usage_days, 6) if usage_days else 0.0
     _usage_figures(fields, usage_sum, usage_days, on_hand, item, policy)
 
 
