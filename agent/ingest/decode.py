@@ -286,7 +286,8 @@ def _flat_object(raw: bytes) -> dict[str, object] | None:
     anything else, which the checking parser reads (and explains). orjson keeps the last of a
     repeated key silently, so the fast path is taken only when no key can repeat: no escapes
     (a key's bytes are its text) and each key's quoted text is in the bytes once. orjson refuses
-    what the checking parser must explain (NaN, integers beyond 64 bits, invalid UTF-8, a BOM)."""
+    what the checking parser must explain (NaN, invalid UTF-8, a BOM), and reads an integer beyond 64
+    bits as a float: a float that large goes to the checking parser too."""
     if b"\\" in raw or raw.count(b"{") != 1:
         return None
     try:
@@ -295,8 +296,12 @@ def _flat_object(raw: bytes) -> dict[str, object] | None:
         return None
     if type(payload) is not dict:
         return None
-    for key in payload:
+    for key, value in payload.items():
         if raw.count(b'"%s"' % key.encode()) != 1:
+            return None
+        if type(value) is float and not -_INT_LIMIT < value < _INT_LIMIT:
+            return None  # orjson reads an integer beyond 64 bits as a float
+        if type(value) is list and any(type(v) is float and abs(v) >= _INT_LIMIT for v in value):
             return None
     return payload
 
