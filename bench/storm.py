@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,9 +189,9 @@ def flow(broker: Mosquitto, rate: int, seconds: float, sent: list[int], times: l
     client.disconnect()
 
 
-def wait_until(check: object, timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             raise SystemExit(f"storm bench: {what} not within {timeout} s")
         time.sleep(0.2)
@@ -234,7 +235,6 @@ def one_run(machines: int, rate: int, seconds: float, storm: bool, spy: str | No
             warm += [telemetry(live(0), 1, 1), telemetry(live(0), 0, 0)]  # fired and over
             publish_burst(mq, warm, client_id="storm-warm")
             wait_until(lambda: 1 in probes.back, 120, "the warm-up")
-            flow_started = time.time()
             if spy and storm:
                 assert agent.process is not None
                 spying = subprocess.Popen(
@@ -294,7 +294,6 @@ def one_run(machines: int, rate: int, seconds: float, storm: bool, spy: str | No
         processed = database.execute("SELECT count(*) FROM processed_message").fetchone()[0]
         database.close()
         lags = watch.lags(base, times)
-        _ = flow_started
         return Result(
             lags=lags,
             probes_sent=len(sent),
