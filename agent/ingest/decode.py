@@ -286,8 +286,8 @@ def _flat_object(raw: bytes) -> dict[str, object] | None:
     anything else, which the checking parser reads (and explains). orjson keeps the last of a
     repeated key silently, so the fast path is taken only when no key can repeat: no escapes
     (a key's bytes are its text) and each key's quoted text is in the bytes once. orjson refuses
-    what the checking parser must explain (NaN, invalid UTF-8, a BOM), and reads an integer beyond 64
-    bits as a float: a float that large goes to the checking parser too."""
+    what the checking parser must explain (NaN, invalid UTF-8, a BOM), and reads an integer
+    beyond 64 bits as a float: a float that large goes to the checking parser too."""
     if b"\\" in raw or raw.count(b"{") != 1:
         return None
     try:

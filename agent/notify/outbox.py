@@ -54,8 +54,17 @@ class Outbox:
     # -- writing, inside the caller's transaction -----------------------------------------------
 
     def on_changes(self, connection: Connection, changes: Sequence[StoredChange]) -> None:
-        """The store's change hook: outbox rows for what `changes` made new or different."""
-        rows = self.policy.on_changes(SqlLedger(connection), changes, self.clock.now())
+        """The store's change hook: outbox rows for what `changes` made new or different.
+
+        What the policy asks about resolved alerts' firings is read up front, in one query per
+        500 alerts (a storm that ends resolves thousands at once)."""
+        ledger = SqlLedger(connection)
+        ledger.know_alerts(
+            change.id
+            for change in changes
+            if change.table == "alert" and change.row.get("status") == "resolved"
+        )
+        rows = self.policy.on_changes(ledger, changes, self.clock.now())
         queue.insert(connection, rows)
 
     def on_decisions(

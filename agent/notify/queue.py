@@ -39,10 +39,34 @@ class Due:
 
 
 class SqlLedger:
-    """The policy's `Ledger` over the outbox table, in one transaction."""
+    """The policy's `Ledger` over the outbox table, in one transaction.
+
+    Asked about many alerts at once (a storm resolving), it answers from one query per 500
+    alerts named in `know_alerts` and remembers each group window it looked up: the policy asks
+    its questions before any row of the batch is inserted, so the answers hold for the call.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._firings_of: dict[int, set[tuple[str, str, str]]] = {}
+        self._groups: dict[tuple[str, str, datetime, timedelta], datetime | None] = {}
+
+    def know_alerts(self, alert_ids: Iterable[int]) -> None:
+        """Load the firing messages queued for these alerts (route, channel, status)."""
+        wanted = sorted(set(alert_ids) - set(self._firings_of))
+        table = outbox_table
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[start : start + _KEYS_PER_QUERY]
+            self._firings_of.update({alert_id: set() for alert_id in chunk})
+            rows = self.connection.execute(
+                select(table.c.ref_id, table.c.route, table.c.channel, table.c.status).where(
+                    table.c.ref_table == "alert",
+                    table.c.ref_id.in_(chunk),
+                    table.c.event == "firing",
+                )
+            )
+            for alert_id, route, channel, status in rows:
+                self._firings_of[int(alert_id)].add((str(route), str(channel), str(status)))
 
     def existing_keys(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
@@ -53,9 +77,15 @@ class SqlLedger:
         return found
 
     def was_sent(self, alert_id: int, route: str, channel: str) -> bool:
+        known = self._firings_of.get(alert_id)
+        if known is not None:
+            return (route, channel, "sent") in known
         return self._firings(alert_id, route, channel, outbox_table.c.status == "sent")
 
     def was_told(self, alert_id: int, route: str, channel: str) -> bool:
+        known = self._firings_of.get(alert_id)
+        if known is not None:
+            return any((r, c) == (route, channel) for r, c, _ in known)
         return self._firings(alert_id, route, channel)
 
     def _firings(self, alert_id: int, route: str, channel: str, *also: Any) -> bool:
@@ -74,6 +104,14 @@ class SqlLedger:
         return bool(found)
 
     def open_group(
+        self, route: str, channel: str, now: datetime, window: timedelta
+    ) -> datetime | None:
+        key = (route, channel, now, window)
+        if key not in self._groups:
+            self._groups[key] = self._open_group(route, channel, now, window)
+        return self._groups[key]
+
+    def _open_group(
         self, route: str, channel: str, now: datetime, window: timedelta
     ) -> datetime | None:
         found: datetime | None = self.connection.scalar(

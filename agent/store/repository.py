@@ -5,10 +5,8 @@ One open row per dedup key is the database's job (a partial unique index); this 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -16,12 +14,7 @@ import structlog
 from sqlalchemy import (
     Connection,
     Engine,
-    String,
     Table,
-    Text,
-    Update,
-    bindparam,
-    case,
     insert,
     or_,
     select,
@@ -30,7 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from agent.decisions import states
 from agent.errors import StoreError, TransitionError
@@ -38,10 +30,6 @@ from agent.model import (
     ACTION_STATUSES,
     ALERT_STATUSES,
     NO_TRACK_CHANGES,
-    ActionClosed,
-    ActionDecision,
-    AlertDecision,
-    AlertResolved,
     AppliedReceipt,
     Decision,
     Fact,
@@ -52,6 +40,9 @@ from agent.model import (
     SavedTrack,
     TrackChanges,
 )
+from agent.store.batchwrite import DecisionWriter, json_ready
+from agent.store.batchwrite import StoredChange as StoredChange
+from agent.store.batchwrite import json_friendly as json_friendly
 from agent.store.db import READ_ONLY, create_schema, open_engine
 from agent.store.errors import store_error
 from agent.store.probe import writable_problem
@@ -66,7 +57,6 @@ from agent.store.snapshot import (
 from agent.store.tables import (
     ACTION_OPEN,
     ALERT_OPEN,
-    UTCDateTime,
     action_table,
     alert_table,
     dead_letter_table,
@@ -85,16 +75,6 @@ _MAX_ROUNDS = 3
 _KEYS_PER_QUERY = 500
 
 
-@dataclass(frozen=True)
-class StoredChange:
-    """What happened to one decision, for logs and `replay` output."""
-
-    table: Literal["action", "alert"]
-    id: int
-    created: bool  # True: a new row; False: the open row was updated (count+1, last_seen)
-    row: dict[str, Any]  # the row after the change, JSON-friendly (datetimes as ISO strings)
-
-
 # Called inside the transaction that stored the changes, e.g. to write outbox rows with them.
 ChangeHook = Callable[[Connection, Sequence[StoredChange]], None]
 
@@ -108,24 +88,13 @@ _RECORDED: dict[str, tuple[str, str | None]] = {
 }
 
 
-def json_friendly(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A row with its datetimes as ISO 8601 strings (with the +00:00 offset)."""
-    return {
-        str(name): value.isoformat() if isinstance(value, datetime) else value
-        for name, value in row.items()
-    }
-
-
 class Store:
     """Actions, alerts and dead letters in SQLite or PostgreSQL, safe for concurrent writers."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._open_action = _insert_unless_open(engine, action_table, ACTION_OPEN)
-        self._open_alert = _insert_unless_open(engine, alert_table, ALERT_OPEN)
+        self._decisions = DecisionWriter(engine)
         self._new_receipt = _insert_receipt_once(engine)
-        self._repeat_action = _repeat(action_table, ACTION_OPEN)
-        self._repeat_alert = _repeat_alert()
 
     @classmethod
     def open(cls, url: str, sqlite_synchronous: str = "FULL") -> Self:
@@ -400,7 +369,7 @@ class Store:
                 continue
             params = dict(row["params"])
             params["received"] = line.received
-            values: dict[str, Any] = {"params": _json_ready(params), "updated_at": receipt.at}
+            values: dict[str, Any] = {"params": json_ready(params), "updated_at": receipt.at}
             if line.closes:
                 values.update(status="done", closed_at=receipt.at, closed_by="receipt")
             updated = (
@@ -433,36 +402,7 @@ class Store:
     def _store_decisions(
         self, connection: Connection, decisions: Sequence[Decision]
     ) -> list[StoredChange]:
-        # One query learns which keys already have an open row, so each decision then needs a
-        # single statement: UPDATE for those, INSERT for the rest (the other one only if a
-        # concurrent writer got there first).
-        open_keys = {
-            "action": _open_keys(connection, action_table, ACTION_OPEN, decisions),
-            "alert": _open_keys(connection, alert_table, ALERT_OPEN, decisions),
-        }
-        # Every transaction touches keys in the same (table, key) order, so two writers that
-        # share keys wait for each other instead of deadlocking. Within a key, the decisions go in
-        # their own order: a batch that fires, resolves and fires again one alert leaves a
-        # resolved episode and a firing one (applying every firing before every resolution
-        # counted the second firing as a repeat of the first and ended resolved).
-        changes: list[StoredChange | None] = [None] * len(decisions)
-        stored = [(i, d) for i, d in enumerate(decisions) if isinstance(d, _STORED)]
-        for index, decision in sorted(stored, key=lambda pair: (*_lock_order(pair[1]), pair[0])):
-            change: StoredChange | None
-            if isinstance(decision, ActionDecision):
-                change = self._store_action(connection, decision, open_keys["action"])
-                open_keys["action"].add(decision.dedup_key)
-            elif isinstance(decision, AlertDecision):
-                change = self._store_alert(connection, decision, open_keys["alert"])
-                open_keys["alert"].add(decision.dedup_key)
-            elif isinstance(decision, AlertResolved):
-                change = _resolve_alert(connection, decision)
-                open_keys["alert"].discard(decision.dedup_key)
-            else:
-                change = _close_action(connection, decision)
-                open_keys["action"].discard(decision.dedup_key)
-            changes[index] = change
-        return [change for change in changes if change is not None]
+        return self._decisions.write(connection, decisions)
 
     def record_rule_set(
         self, hash: str, files: Sequence[str], loaded_at: datetime, loaded_by: str
@@ -498,60 +438,6 @@ class Store:
             raise store_error(exc, f"could not read {table} {id}") from exc
         return None if found is None else dict(found)
 
-    def _store_action(
-        self, connection: Connection, decision: ActionDecision, open_keys: set[str]
-    ) -> StoredChange:
-        repeat = {"b_key": decision.dedup_key, "b_at": decision.at}
-        new_row = {
-            "kind": decision.kind,
-            "dedup_key": decision.dedup_key,
-            "status": "open",
-            "site": decision.site,
-            "subject": decision.subject,
-            "params": _json_ready(decision.params),
-            "rule_id": decision.rule_id,
-            "rule_set_hash": decision.rule_set_hash,
-            "matched": _json_ready(decision.matched),
-            "created_at": decision.at,
-            "updated_at": decision.at,
-            "last_seen": decision.at,
-            "count": 1,
-            "note": "",
-        }
-        statements = (self._repeat_action, repeat), (self._open_action, new_row)
-        return _upsert(connection, "action", *statements, decision.dedup_key in open_keys)
-
-    def _store_alert(
-        self, connection: Connection, decision: AlertDecision, open_keys: set[str]
-    ) -> StoredChange:
-        repeat = {
-            "b_key": decision.dedup_key,
-            "b_at": decision.at,
-            "b_message": decision.message,
-            "b_matched": _json_ready(decision.matched),
-            "b_severity": decision.severity,
-        }
-        new_row = {
-            "dedup_key": decision.dedup_key,
-            "severity": decision.severity,
-            "status": "firing",
-            "message": decision.message,
-            "site": decision.site,
-            "subject": decision.subject,
-            "rule_id": decision.rule_id,
-            "rule_set_hash": decision.rule_set_hash,
-            "matched": _json_ready(decision.matched),
-            "first_seen": decision.at,
-            "last_seen": decision.at,
-            "count": 1,
-            "note": "",
-            "repeat_s": decision.repeat_s,
-            "late": decision.late,
-        }
-        statements = (self._repeat_alert, repeat), (self._open_alert, new_row)
-        change = _upsert(connection, "alert", *statements, decision.dedup_key in open_keys)
-        return _link_previous_episode(connection, change) if change.created else change
-
     def _rows(
         self, table: Table, statuses: tuple[str, ...], status: str | None
     ) -> list[dict[str, Any]]:
@@ -572,104 +458,6 @@ class Store:
             yield connection.execution_options(**{READ_ONLY: True})
 
 
-def _upsert(
-    connection: Connection,
-    table: TableName,
-    repeat: tuple[ReturningUpdate[Any], dict[str, Any]],
-    open_new: tuple[ReturningInsert[Any], dict[str, Any]],
-    known_open: bool,
-) -> StoredChange:
-    """Update the key's open row or open a new one, trying the likelier statement first.
-
-    The UPDATE finds no row when none is open; the INSERT finds none when one is. Whichever
-    misses because a concurrent writer opened or closed the row, the other one then hits.
-    """
-    attempts: list[tuple[Any, dict[str, Any], bool]] = [(*repeat, False), (*open_new, True)]
-    if not known_open:
-        attempts.reverse()
-    for _ in range(_MAX_ROUNDS):
-        for statement, values, creates in attempts:
-            row = connection.execute(statement, values).mappings().one_or_none()
-            if row is not None:
-                return StoredChange(table, row["id"], creates, json_friendly(row))
-    key = open_new[1]["dedup_key"]
-    raise StoreError(f"{table} {key!r} kept opening and closing under us; retry the batch")
-
-
-def _link_previous_episode(connection: Connection, change: StoredChange) -> StoredChange:
-    """A new alert row of a key that fired before points at the latest earlier row (episode)."""
-    table = alert_table
-    key = change.row["dedup_key"]
-    previous = connection.scalar(
-        select(table.c.id)
-        .where(table.c.dedup_key == key, table.c.id < change.id)
-        .order_by(table.c.id.desc())
-        .limit(1)
-    )
-    if previous is None:
-        return change
-    connection.execute(update(table).where(table.c.id == change.id).values(previous_id=previous))
-    return StoredChange(change.table, change.id, True, {**change.row, "previous_id": previous})
-
-
-def _resolve_alert(connection: Connection, decision: AlertResolved) -> StoredChange | None:
-    """The open alert of the key becomes resolved (by its rule); None when none is open."""
-    statement = (
-        update(alert_table)
-        .where(alert_table.c.dedup_key == decision.dedup_key, text(ALERT_OPEN))
-        .values(
-            status="resolved",
-            resolved_at=decision.at,
-            resolved_by=f"rule:{decision.rule_id}",
-            note=decision.reason,
-        )
-        .returning(*alert_table.c)
-    )
-    row = connection.execute(statement).mappings().one_or_none()
-    if row is None:
-        return None
-    return StoredChange("alert", row["id"], False, json_friendly(row))
-
-
-def _close_action(connection: Connection, decision: ActionClosed) -> StoredChange | None:
-    """The open action of the key becomes done (by its rule); None when none is open."""
-    statement = (
-        update(action_table)
-        .where(action_table.c.dedup_key == decision.dedup_key, text(ACTION_OPEN))
-        .values(
-            status="done",
-            closed_at=decision.at,
-            closed_by=f"rule:{decision.rule_id}",
-            updated_at=decision.at,
-            note=decision.reason,
-        )
-        .returning(*action_table.c)
-    )
-    row = connection.execute(statement).mappings().one_or_none()
-    if row is None:
-        return None
-    return StoredChange("action", row["id"], False, json_friendly(row))
-
-
-def _open_keys(
-    connection: Connection,
-    table: Table,
-    open_predicate: str,
-    decisions: Sequence[Decision],
-) -> set[str]:
-    """Which of the decisions' keys have an open row in `table` right now."""
-    wanted = ActionDecision if table is action_table else AlertDecision
-    keys = sorted({d.dedup_key for d in decisions if isinstance(d, wanted)})
-    found: set[str] = set()
-    for start in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[start : start + _KEYS_PER_QUERY]
-        statement = select(table.c.dedup_key).where(
-            table.c.dedup_key.in_(chunk), text(open_predicate)
-        )
-        found.update(connection.scalars(statement))
-    return found
-
-
 def _store_dead_letters(connection: Connection, rejected: Sequence[Rejected]) -> None:
     if not rejected:
         return
@@ -683,22 +471,6 @@ def _store_dead_letters(connection: Connection, rejected: Sequence[Rejected]) ->
         for letter in rejected
     ]
     connection.execute(insert(dead_letter_table), rows)
-
-
-def _insert_unless_open(engine: Engine, table: Table, open_predicate: str) -> ReturningInsert[Any]:
-    """INSERT ... ON CONFLICT (dedup_key) WHERE <open> DO NOTHING RETURNING *."""
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=[table.c.dedup_key], index_where=text(open_predicate)
-        )
-        return statement.returning(*table.c)
-    if dialect == "sqlite":
-        statement_ = sqlite.insert(table).on_conflict_do_nothing(
-            index_elements=[table.c.dedup_key], index_where=text(open_predicate)
-        )
-        return statement_.returning(*table.c)
-    raise StoreError(f"unsupported database dialect {dialect!r}")
 
 
 def _insert_receipt_once(engine: Engine) -> Any:
@@ -726,56 +498,3 @@ def _open_reorder(row: Mapping[str, Any]) -> OpenReorder:
     )
 
 
-def _repeat(table: Table, open_predicate: str) -> ReturningUpdate[Any]:
-    """UPDATE the open row of a key: count + 1, last_seen/updated_at moved forward (never back)."""
-    at = bindparam("b_at", type_=UTCDateTime())
-    latest = case((table.c.last_seen < at, at), else_=table.c.last_seen)
-    values: dict[str, Any] = {"count": table.c.count + 1, "last_seen": latest}
-    if "updated_at" in table.c:
-        values["updated_at"] = latest
-    statement: Update = (
-        update(table)
-        .where(table.c.dedup_key == bindparam("b_key", type_=String()), text(open_predicate))
-        .values(values)
-    )
-    return statement.returning(*table.c)
-
-
-def _repeat_alert() -> ReturningUpdate[Any]:
-    """A repeat of a firing alert: the first firing's `message` and `matched` stay, the latest
-    repeat's text, facts and severity are kept beside them; a repeat older than `last_seen`
-    (a late message) changes neither."""
-    table = alert_table
-    newest = table.c.last_seen <= bindparam("b_at", type_=UTCDateTime())
-    latest_text = bindparam("b_message", type_=Text())
-    latest_facts = bindparam("b_matched", type_=table.c.last_matched.type)
-    latest_severity = bindparam("b_severity", type_=String())
-    return _repeat(table, ALERT_OPEN).values(
-        last_message=case((newest, latest_text), else_=table.c.last_message),
-        last_matched=case((newest, latest_facts), else_=table.c.last_matched),
-        severity=case((newest, latest_severity), else_=table.c.severity),
-    )
-
-
-# What `_store_decisions` writes: rows opened or repeated, and rows a rule closes.
-_STORED = (ActionDecision, AlertDecision, AlertResolved, ActionClosed)
-
-
-def _lock_order(
-    decision: ActionDecision | AlertDecision | AlertResolved | ActionClosed,
-) -> tuple[int, str]:
-    """(table, key): actions before alerts, then by key."""
-    return (0 if isinstance(decision, ActionDecision | ActionClosed) else 1, decision.dedup_key)
-
-
-def _json_ready(value: Any) -> Any:
-    """Plain dicts and lists for the JSON column; non-finite numbers become the strings
-    "inf", "-inf", "nan" (PostgreSQL's JSON has no such numbers, and a refused row would block
-    the batch forever)."""
-    if isinstance(value, Mapping):
-        return {str(name): _json_ready(item) for name, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

@@ -12,13 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from agent.app import commands
 from agent.app.clock import SimulatedClock
 from agent.config import NotifySettings, RouteSettings
 from agent.http.metrics import Metrics
-from agent.model import AlertDecision, Outcome
+from agent.model import AlertDecision, AlertResolved, Outcome
 from agent.notify.digest import DigestSchedule
 from agent.notify.outbox import Outbox
 from agent.notify.sender import Sender
@@ -339,3 +339,32 @@ def test_publications_wait_while_mqtt_is_down_without_using_up_attempts(store: S
         ("factory/plant1/agent/alerts", "acknowledged", alert),
     ]
     assert {r["status"] for r in rig.rows()} == {"sent"}
+
+
+def test_a_storm_that_resolves_asks_the_outbox_a_few_queries_not_one_per_alert(
+    store: Store,
+) -> None:
+    """600 alerts resolved in one batch: a resolved notice for each whose firing was told, none
+    for those never told, in a handful of queries (row by row it was 600 + 300)."""
+    rig = Rig(store, {"chat": "json://127.0.0.1:9/hook"}, group_window_s=60)
+    fired = [rig.fire(f"m-{n:03d}") for n in range(600)]
+    untold = fired[1::2]  # e.g. fired before the route was configured
+    with store.engine.begin() as connection:
+        connection.execute(outbox_table.delete().where(outbox_table.c.ref_id.in_(untold)))
+    queries: list[str] = []
+    event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_a: queries.append(statement),
+    )
+
+    resolved = [
+        AlertResolved(f"hot/plant1/m-{n:03d}", rig.clock.now(), "machine-overheating", "abc", "ok")
+        for n in range(600)
+    ]
+    store.apply(Outcome(resolved), rig.outbox.on_changes)
+
+    notices = [r for r in rig.rows() if r["event"] == "resolved"]
+    assert sorted(r["ref_id"] for r in notices) == sorted(fired[0::2])
+    outbox_reads = [q for q in queries if q.lstrip().upper().startswith("SELECT") and "outbox" in q]
+    assert len(outbox_reads) <= 6

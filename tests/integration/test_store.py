@@ -493,10 +493,83 @@ def test_apply_of_500_decisions_is_one_transaction_with_few_statements(url: str)
     store.close()
 
     assert (new["begin"], new["commit"]) == (1, 1)
-    # One query for the open keys, one INSERT per decision, one for all dead letters.
-    assert new["statements"] == 1 + 500 + 1
+    # One query for the open keys, one INSERT for the 500 new rows, one for all dead letters
+    # (row by row it was 1 + 500 + 1).
+    assert new["statements"] == 1 + 1 + 1
     assert (counts["begin"], counts["commit"]) == (1, 1)
-    assert counts["statements"] == 1 + 500  # the open keys, one UPDATE per decision
+    # The open keys, one UPDATE (executemany) for the 500 repeats, one read of their rows.
+    assert counts["statements"] == 1 + 1 + 1
+
+
+def test_an_alert_storm_is_written_with_a_statement_per_shape(url: str) -> None:
+    """10,000 alerts raised at once (every sensor stale): a few statements, not 20,000; each
+    key's row is the one its change names, and a key that fired before links its episode."""
+    engine = open_engine(url)
+    create_schema(engine)
+    store = Store(engine)
+    keys = [f"stale/plant1/m-{n:05d}" for n in range(10_000)]
+    first = store.apply(Outcome([overheat(key=keys[0])]))
+    store.apply(Outcome([AlertResolved(keys[0], T0, "overheat", "abc123", "back")]))
+    counts = _count_statements(engine)
+
+    later = T0 + timedelta(minutes=1)
+    changes = store.apply(Outcome([overheat(key=key, at=later) for key in keys]))
+    store.close()
+
+    assert [change.row["dedup_key"] for change in changes] == keys
+    assert all(change.created and change.row["status"] == "firing" for change in changes)
+    assert len({change.id for change in changes}) == 10_000
+    assert changes[0].row["previous_id"] == first[0].id
+    assert {change.row["previous_id"] for change in changes[1:]} == {None}
+    # Per 500 keys: which are open, the latest earlier row of each; one INSERT for them all
+    # (SQLAlchemy pages it by the driver's parameter limit).
+    assert counts["statements"] <= 20 + 20 + 20
+    with Store.open(url) as reopened:
+        assert len(reopened.alerts(status="firing")) == 10_000
+
+
+def test_repeats_and_resolutions_of_many_keys_in_one_batch_keep_each_keys_order(
+    store: Store,
+) -> None:
+    """Each key's decisions in their order, whatever the others do: fire, repeat, resolve,
+    fire again over 300 keys in one batch."""
+    keys = [f"overheat/plant1/m-{n:03d}" for n in range(300)]
+    at = [T0 + timedelta(seconds=s) for s in range(4)]
+    decisions: list[Decision] = []
+    for step in range(4):
+        for number, key in enumerate(keys):
+            if step == 2 and number % 2:
+                decisions.append(AlertResolved(key, at[2], "overheat", "abc123", "cooled"))
+            elif step < 3 or number % 2:
+                decisions.append(overheat(key=key, at=at[step], message=f"step {step}"))
+
+    changes = store.apply(Outcome(decisions))
+
+    by_key: dict[str, list[tuple[bool, str, int]]] = {}
+    for change in changes:
+        row = change.row
+        by_key.setdefault(row["dedup_key"], []).append(
+            (change.created, row["status"], row["count"])
+        )
+    for number, key in enumerate(keys):
+        if number % 2:  # fired, repeated, resolved, fired again: a new episode
+            assert by_key[key] == [
+                (True, "firing", 1),
+                (False, "firing", 2),
+                (False, "resolved", 2),
+                (True, "firing", 1),
+            ]
+        else:
+            assert by_key[key] == [(True, "firing", 1), (False, "firing", 2), (False, "firing", 3)]
+    alerts = store.alerts()
+    assert len(alerts) == 300 + 150
+    assert sum(alert["status"] == "firing" for alert in alerts) == 300
+    resolved = {
+        alert["dedup_key"]: alert["id"] for alert in alerts if alert["status"] == "resolved"
+    }
+    for alert in alerts:
+        if alert["status"] == "firing" and alert["dedup_key"] in resolved:
+            assert alert["previous_id"] == resolved[alert["dedup_key"]]
 
 
 def _count_statements(engine: Engine) -> dict[str, int]:
