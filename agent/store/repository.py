@@ -496,5 +496,3 @@ def _open_reorder(row: Mapping[str, Any]) -> OpenReorder:
         received=float(received) if isinstance(received, int | float) else 0.0,
         opened_at=row["created_at"],
     )
-
-
