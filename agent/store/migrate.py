@@ -53,10 +53,6 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     Raises StoreError when the database cannot be migrated (unreachable, or a revision this
     version does not know: a newer agent migrated it).
     """
-    return _upgrade_checked(engine)
-
-
-def _upgrade_checked(engine: Engine) -> tuple[str | None, str]:
     try:
         return _upgrade(engine)
     except CommandError as exc:
@@ -84,26 +80,6 @@ def _upgrade(engine: Engine) -> tuple[str | None, str]:
         log.info("schema_upgraded", before=before, after=after)
     assert after is not None
     return before, after
-
-
-def child_main() -> None:
-    """`schemacheck.migrate_in_child`'s side: the URL on stdin, (before, after) as JSON on stdout,
-    a refusal as {"error": ...} (the daemon raises it as its own StoreError)."""
-    import json
-
-    from agent.store.db import open_engine
-
-    url = sys.stdin.read().strip()
-    try:
-        engine = open_engine(url)
-        try:
-            before, after = _upgrade_checked(engine)
-        finally:
-            engine.dispose()
-    except StoreError as exc:
-        print(json.dumps({"error": str(exc)}))
-        return
-    print(json.dumps({"before": before, "after": after}))
 
 
 def autogenerate(message: str) -> Path:

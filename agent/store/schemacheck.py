@@ -62,7 +62,7 @@ def migrate_in_child(engine: Engine) -> tuple[str | None, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         done = subprocess.run(
-            [sys.executable, "-c", "from agent.store.migrate import child_main; child_main()"],
+            [sys.executable, "-c", "from agent.store.migratechild import main; main()"],
             input=url.encode(),  # not in argv: the URL may carry a password
             capture_output=True,
             timeout=CHILD_TIMEOUT_S,
