@@ -102,10 +102,26 @@ def test_10k_messages_through_5_agent_kills_and_2_broker_restarts(
     assert len(store.dead_letters()) == 0
 
 
+# Only rules over several facts run in the engine worker (one-fact rules are matched in the
+# daemon): a join whose stock side every message passes puts each message through the worker.
+# No machine reports, so it never fires and the counted alerts stay one per SKU.
+THROUGH_THE_WORKER = """\
+  - id: counted-join
+    description: A join the fault suite's stock messages reach the engine worker through.
+    when:
+      stock: kind == "stock" and on_hand >= 0
+      m: kind == "machine" and state == "down"
+    then:
+      - alert:
+          message: "{stock.sku} with {m.machine} down"
+"""
+
+
 def test_engine_worker_killed_mid_run_loses_and_doubles_nothing(
     broker: Mosquitto, counted_rules: Path, store: Store, tmp_path: Path
 ) -> None:
     messages = 3_000
+    counted_rules.write_text(counted_rules.read_text() + THROUGH_THE_WORKER, encoding="utf-8")
     agent = start_agent(tmp_path, broker, counted_rules)
     agent.wait_for("mqtt_subscribed", timeout=30)
     sender = Sender(broker)  # (an agent left behind by a failure is killed at exit)
