@@ -52,9 +52,11 @@ def test_open_alerts_leave_the_history_out_and_rule_alerts_keep_it(store: Store)
     (hot,) = [a for a in store.alerts() if a["rule_id"] == "overheating"]
     store.transition("alert", hot["id"], "ack", "olga", at=later)
     opened = store.open_alerts()
-    assert [(a["subject"], a["status"]) for a in opened] == [
-        ("press-02", "acknowledged"),
+    # One batch: the store writes its rows per statement shape, so their ids follow the keys'
+    # rounds, not the order of the decisions (both fired at `later`).
+    assert sorted((a["subject"], a["status"]) for a in opened) == [
         ("press-01", "firing"),
+        ("press-02", "acknowledged"),
     ]
     assert [a["rule_id"] for a in store.open_alerts(["overheating"])] == ["overheating"]
     down = store.rule_alerts(["machine-down"])
