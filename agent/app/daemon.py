@@ -69,6 +69,9 @@ T = TypeVar("T")
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
 SENDER_STOP_S = 1.0
+# Batches taken from a backlog are up to this many times `ingest.batch_size` (bench/drain.py:
+# 2,000 messages a batch drained 8% faster than 500).
+BACKLOG_BATCHES = 4
 _OPENED = {
     "reorder": "reorder_opened",
     "work_order": "work_order_opened",
@@ -275,7 +278,8 @@ class Daemon:
         prune_every_s = self.settings.history.prune_every_s
         try:
             while not self._stop.is_set():
-                batch = self.source.get_batch(batch_size, timeout=max(wait_s, 0.05))
+                size = batch_limit(self.source.queue_depth, batch_size)
+                batch = self.source.get_batch(size, timeout=max(wait_s, 0.05))
                 if batch:
                     self._handle(batch)
                 self._tick(self.clock.now())
@@ -679,6 +683,13 @@ def _summary_time(reading: Reading, resolution_s: int) -> float:
     last sample if earlier (a bucket still filling)."""
     middle = reading.bucket.timestamp() + resolution_s / 2
     return min(middle, reading.last_at.timestamp())
+
+
+def batch_limit(queued: int, batch_size: int) -> int:
+    """How many messages the next batch may take: `ingest.batch_size`, or BACKLOG_BATCHES times
+    that from a backlog (more than a batch queued: after a restart or an outage), so a commit's
+    fixed costs (the fsync, the digests' lookup, the outbox's wake-up) spread over more."""
+    return batch_size * BACKLOG_BATCHES if queued > batch_size else batch_size
 
 
 def _may_repeat(item: Inbound) -> bool:
