@@ -1,10 +1,10 @@
 """The life of a rule's match: pending (`for` not yet elapsed) → firing → resolved or gone.
 
 Pure bookkeeping over (rule, matched facts): the core tells it what holds (or stops holding) at
-a time, and it moves the match by the table (`states.MATCH_MOVES`) and says what the table says
-to do: nothing, fire, repeat, forget or resolve. What changed since the last commit is handed out by
-`take_changes()` for the store to save with the batch, and `restore` takes it back after a
-restart: a pending `for` keeps its start, a firing match stays firing (and can resolve).
+a time; it moves the match by the table (`states.MATCH_MOVES`) and answers what the table says
+to do: nothing, fire, repeat, forget or resolve. What changed since the last commit is handed
+out by `take_changes()` for the store to save with the batch, and `restore` takes it back after
+a restart: a pending `for` keeps its start, a firing match stays firing (and can resolve).
 """
 
 from __future__ import annotations
