@@ -18,7 +18,6 @@ from agent.decisions.build import (
     alert_key,
     conditions_hold,
     decide,
-    resolve_holds,
     subject_param,
 )
 from agent.decisions.lifecycle import Lifecycle, Track, TrackKey
@@ -535,11 +534,11 @@ class Core:
         A match that keeps holding is repeated for each new message (the store counts it), not
         for each tick, and it publishes and notifies only when it starts firing.
         """
-        step = self.lifecycle.holds(rule, keys, at)
-        if step == "pending" or (step == "repeat" and ticked):
+        outcome = self.lifecycle.holds(rule, keys, at)
+        if outcome == "nothing" or (outcome == "repeat" and ticked):
             return []
         made = decide(rule, facts, at, self.ruleset.hash, self._reorder_factor)
-        if step == "repeat":
+        if outcome == "repeat":
             return [d for d in made if not isinstance(d, (PublishDecision, NotifyDecision))]
         log.info("rule_fired", rule=rule.id, facts=list(keys.values()), pending_s=rule.for_s)
         self.lifecycle.fired(
@@ -566,22 +565,16 @@ class Core:
         self, track: Track, rule: Rule, facts: Mapping[str, Fact] | None, at: datetime
     ) -> list[Decision]:
         """A tracked match whose condition no longer holds at `at`: forget it, keep it firing
-        (between the condition and `resolve_when`), or resolve its alerts.
+        (between the condition and `resolve_when`), or resolve its alerts, as the lifecycle's
+        table (`states.MATCH_MOVES`) says.
 
         Readings dated before the match began (a gateway's backfill ending a `sensor-stale`
         alert raised while nothing arrived) resolve it when they arrived: an episode cannot end
         before it began, and it lasted until the data came."""
         if facts is not None and at < track.since:
             at = max(track.since, max(arrived_at(fact) for fact in facts.values()))
-        if not track.firing:
-            self.lifecycle.drop(track)  # pending, and no longer true: it never fires
-            return []
-        if rule.resolve_when is None:
-            self.lifecycle.drop(track)  # no auto-resolve: the alert stays for a person to close
-            return []
-        if facts is None or not resolve_holds(rule, facts):
-            return []  # between the condition and resolve_when (hysteresis): still firing
-        self.lifecycle.drop(track)
+        if self.lifecycle.stops(track, rule, facts) != "resolve" or facts is None:
+            return []  # forgotten (the row, if any, waits for a person), or still firing
         keys = track.alert_keys or (alert_key(rule, facts),)
         log.info("rule_resolved", rule=rule.id, facts=list(track.facts.values()))
         reason = f"resolve_when: {rule.resolve_text}"

@@ -1,23 +1,24 @@
 """The life of a rule's match: pending (`for` not yet elapsed) → firing → resolved or gone.
 
-Pure bookkeeping over (rule, matched facts): the core tells it what holds at a time and it says
-whether to fire, stay quiet or resolve. What changed since the last commit is handed out by
-`take_changes()` for the store to save with the batch, and `restore` takes it back after a
-restart: a pending `for` keeps its start, a firing match stays firing (and can resolve).
+Pure bookkeeping over (rule, matched facts): the core tells it what holds (or stops holding) at
+a time; it moves the match by the table (`states.MATCH_MOVES`) and answers what the table says
+to do: nothing, fire, repeat, forget or resolve. What changed since the last commit is handed
+out by `take_changes()` for the store to save with the batch, and `restore` takes it back after
+a restart: a pending `for` keeps its start, a firing match stays firing (and can resolve).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
-from agent.model import SavedTrack, TrackChanges
+from agent.decisions.build import resolve_holds
+from agent.decisions.states import MatchEvent, Outcome, ResolveWhen, match_move
+from agent.model import Fact, SavedTrack, TrackChanges
 from agent.rulebook.rules import Rule
 
 TrackKey = tuple[str, tuple[str, ...]]  # rule id, the matched facts' keys in alias order
-Step = Literal["fire", "pending", "repeat"]
 
 
 @dataclass
@@ -31,9 +32,15 @@ class Track:
     firing: bool = False
     alert_keys: tuple[str, ...] = ()
     key: TrackKey = ("", ())
+    # The rule's `for`, made once: `due` runs for every holding match on every message (a
+    # track's rule keeps its text, or the track is dropped).
+    wait: timedelta | None = field(default=None, compare=False, repr=False)
 
     def due(self, rule: Rule, now: datetime) -> bool:
-        return now - self.since >= timedelta(seconds=rule.for_s)
+        wait = self.wait
+        if wait is None:
+            wait = self.wait = timedelta(seconds=rule.for_s)
+        return now - self.since >= wait
 
     def saved(self) -> SavedTrack:
         return SavedTrack(
@@ -65,20 +72,31 @@ class Lifecycle:
     def key(rule: Rule, facts: Mapping[str, str]) -> TrackKey:
         return rule.id, tuple(facts[c.alias] for c in rule.conditions)
 
-    def holds(self, rule: Rule, facts: Mapping[str, str], at: datetime) -> Step:
-        """The rule's condition holds on `facts` at `at`: fire now, keep waiting, or repeat."""
+    def holds(self, rule: Rule, facts: Mapping[str, str], at: datetime) -> Outcome:
+        """The rule's condition holds on `facts` at `at`: fire now, keep waiting (nothing), or
+        repeat. A match not tracked yet is pending from `at`."""
         key = self.key(rule, facts)
         track = self.tracks.get(key)
         if track is None:
             track = Track(rule.id, rule.fingerprint, dict(facts), at, key=key)
             self._add(track)
-        if track.firing:
-            return "repeat"
-        if not track.due(rule, at):
-            return "pending"
-        track.firing = True
-        self._changed.add(key)
-        return "fire"
+        return self._move(track, "due" if track.due(rule, at) else "holds")
+
+    def stops(self, track: Track, rule: Rule, facts: Mapping[str, Fact] | None) -> Outcome:
+        """The track's condition no longer holds on `facts` (None: one is gone): forget it,
+        keep it firing (nothing) or resolve it, as its rule's `resolve_when` says."""
+        return self._move(track, "stops", lambda: _resolve_when(rule, facts))
+
+    def _move(
+        self, track: Track, event: MatchEvent, guard: Callable[[], ResolveWhen] | None = None
+    ) -> Outcome:
+        move = match_move("firing" if track.firing else "pending", event, guard)
+        if move.to is None:
+            self.drop(track)
+        elif (move.to == "firing") != track.firing:
+            track.firing = move.to == "firing"
+            self._changed.add(track.key)
+        return move.outcome
 
     def fired(self, rule: Rule, facts: Mapping[str, str], alert_keys: Iterable[str]) -> None:
         track = self.tracks.get(self.key(rule, facts))
@@ -168,3 +186,12 @@ class Lifecycle:
 
     def __iter__(self) -> Iterator[Track]:
         return iter(list(self.tracks.values()))
+
+
+def _resolve_when(rule: Rule, facts: Mapping[str, Fact] | None) -> ResolveWhen:
+    """The guard on a match that stops: the rule's `resolve_when` on its facts."""
+    if rule.resolve_when is None:
+        return "absent"
+    if facts is None or not resolve_holds(rule, facts):
+        return "unmet"
+    return "met"

@@ -9,16 +9,20 @@ moves (`Store.transition`), command parsing checks a command's target with it;
 `docs/design.md` shows the same table, and `tests/unit/test_states.py` holds the copies in SQL
 (the open-row predicate), the CLI listing and the console to it.
 
-The match of a rule before it fires (`pending`, the `for` not yet elapsed) is not a row: it is
-the lifecycle's (`agent.decisions.lifecycle`), and a firing match opens or repeats an alert row.
+A rule's match on a tuple of facts is not a row: it is `pending` (its condition holds, its `for`
+not yet elapsed) or `firing`, and `MATCH_MOVES` lists its moves on what the core sees (its
+condition holds, holds with the `for` elapsed, stops holding; the rule's `resolve_when` guards
+the last). Each move names what the core must do: nothing, fire (open or repeat an alert row:
+`MOVES` from there), repeat, forget the match, or resolve its rows (`rule_resolved`). The
+lifecycle (`agent.decisions.lifecycle`) keeps the matches and applies these moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Final, Literal, NamedTuple, get_args
 
 from agent.errors import TransitionError
 
@@ -140,3 +144,85 @@ def target(command: str, id: int, chosen: str | None) -> Table:
         if table == picked:
             return table
     raise TransitionError(f"{command} applies to {' or '.join(tables)}, not to {picked} {id}")
+
+
+# A rule's match (the lifecycle's track), before and around its alert row.
+MatchState = Literal["pending", "firing"]
+# What the core sees: the condition holds (`for` not yet elapsed), holds and is due (`for`
+# elapsed), or stops holding.
+MatchEvent = Literal["holds", "due", "stops"]
+# The guard on `stops`: the rule has no `resolve_when`, it does not hold (or a fact is gone), or
+# it holds.
+ResolveWhen = Literal["absent", "unmet", "met"]
+# What the core must do.
+Outcome = Literal["nothing", "fire", "repeat", "forget", "resolve"]
+
+MATCH_STATES: Final[tuple[MatchState, ...]] = get_args(MatchState)
+MATCH_EVENTS: Final[tuple[MatchEvent, ...]] = get_args(MatchEvent)
+GUARDS: Final[tuple[ResolveWhen, ...]] = get_args(ResolveWhen)
+
+
+class MatchMove(NamedTuple):
+    outcome: Outcome
+    to: MatchState | None  # None: the match is forgotten (its track dropped)
+
+
+# (match state, event, guard; None: not read) -> the move. A match not tracked yet is pending
+# from the time it was first seen to hold (a rule without `for` is due at once).
+MATCH_MOVES: Final[Mapping[tuple[MatchState, MatchEvent, ResolveWhen | None], MatchMove]] = (
+    MappingProxyType(
+        {
+            ("pending", "holds", None): MatchMove("nothing", "pending"),  # waits for its `for`
+            ("pending", "due", None): MatchMove("fire", "firing"),
+            ("pending", "stops", None): MatchMove("forget", None),  # it never fires
+            ("firing", "holds", None): MatchMove("repeat", "firing"),  # a new message: counted
+            ("firing", "due", None): MatchMove("repeat", "firing"),
+            ("firing", "stops", "absent"): MatchMove("forget", None),  # the row waits for a person
+            ("firing", "stops", "unmet"): MatchMove("nothing", "firing"),  # hysteresis
+            ("firing", "stops", "met"): MatchMove("resolve", None),  # its rows: `rule_resolved`
+        }
+    )
+)
+
+
+def _unguarded() -> dict[tuple[str, str], MatchMove]:
+    """The moves that read no guard, by (state, event); checks that every (state, event) has
+    either one such move or one for every guard, and that each move ends where its outcome says."""
+    unguarded: dict[tuple[str, str], MatchMove] = {}
+    guarded: dict[tuple[str, str], set[str]] = {}
+    ends: dict[str, tuple[str | None, ...]] = {
+        "fire": ("firing",),
+        "forget": (None,),
+        "resolve": (None,),
+    }  # nothing and repeat stay
+    for (state, event, guard), move in MATCH_MOVES.items():
+        if move.to not in ends.get(move.outcome, (state,)):
+            raise AssertionError(f"{state} on {event} must not {move.outcome} into {move.to}")
+        if guard is None:
+            unguarded[state, event] = move
+        else:
+            guarded.setdefault((state, event), set()).add(guard)
+    for state in MATCH_STATES:
+        for event in MATCH_EVENTS:
+            pair = (state, event)
+            one = pair in unguarded and pair not in guarded
+            every = pair not in unguarded and guarded.get(pair) == set(GUARDS)
+            if not (one or every):
+                raise AssertionError(f"{state} on {event} needs one move, or one per guard")
+    return unguarded
+
+
+_UNGUARDED: Final[Mapping[tuple[str, str], MatchMove]] = MappingProxyType(_unguarded())
+
+
+def match_move(
+    state: MatchState, event: MatchEvent, guard: Callable[[], ResolveWhen] | None = None
+) -> MatchMove:
+    """The move of a match in `state` on `event`. `guard` (the rule's `resolve_when` on the
+    match's facts) is called only when the table reads it: a dict lookup otherwise."""
+    move = _UNGUARDED.get((state, event))
+    if move is not None:
+        return move
+    if guard is None:
+        raise ValueError(f"{state} on {event} needs the resolve_when guard")
+    return MATCH_MOVES[state, event, guard()]

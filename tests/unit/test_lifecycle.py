@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from agent.app.core import Core
+from agent.decisions.lifecycle import Lifecycle
 from agent.model import (
     ActionDecision,
     AlertDecision,
     AlertResolved,
     Decision,
+    Fact,
     Message,
     NotifyDecision,
     PublishDecision,
@@ -20,6 +24,7 @@ from agent.rulebook.fields import build_schema
 from agent.rulebook.loader import parse_rule_sources
 from agent.rulebook.rules import RuleSet
 from agent.world.masterdata import MasterData
+from tests.unit.test_states import MATCH_TRIPLES
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 MASTER = MasterData(
@@ -278,3 +283,41 @@ def test_a_reload_that_moves_a_schedule_runs_it_at_the_new_time() -> None:
     assert core.tick(T0 + timedelta(minutes=30)) == []  # 06:30: the next run is 07:00
     core.reload(rules(MORNING.replace('"0 7 * * *"', '"45 6 * * *"')))
     assert of(AlertDecision, core.tick(T0 + timedelta(minutes=45)))
+
+
+@pytest.mark.parametrize(("state", "event", "guard", "outcome", "to"), MATCH_TRIPLES)
+def test_the_lifecycle_moves_a_match_by_the_table(
+    state: str, event: str, guard: str, outcome: str, to: str | None
+) -> None:
+    """Every (state, event, guard) of `states.MATCH_MOVES` on a real track: what `holds` or
+    `stops` answers, the state it leaves, and the change the next commit saves."""
+    text = (
+        HOT
+        if guard != "absent"
+        else HOT.replace("    resolve_when: m.temp_c < m.max_temp_c - 5\n", "")
+    )
+    (rule,) = rules(text).rules
+    keys = {"m": "machine/plant1/CNC-01"}
+    lifecycle = Lifecycle()
+    assert lifecycle.holds(rule, keys, T0) == "nothing"
+    if state == "firing":
+        assert lifecycle.holds(rule, keys, T0 + timedelta(minutes=10)) == "fire"
+    lifecycle.take_changes()  # committed: as the store has it
+    (track,) = lifecycle.tracks.values()
+    if event == "stops":
+        temp = 70.0 if guard == "met" else 78.0  # resolve_when: below 75
+        fields: dict[str, Value] = {"kind": "machine", "temp_c": temp, "max_temp_c": 80.0}
+        facts = {"m": Fact("machine", "plant1", "CNC-01", fields, T0)}
+        assert lifecycle.stops(track, rule, facts) == outcome
+    else:
+        at = T0 + timedelta(minutes=10 if event == "due" else 5)
+        assert lifecycle.holds(rule, keys, at) == outcome
+    after = [t.firing for t in lifecycle]
+    assert after == ([] if to is None else [to == "firing"])
+    changes = lifecycle.take_changes()
+    if to is None:
+        assert (changes.saved, changes.removed) == ((), (track.key,))
+    elif to != state:
+        assert [t.firing for t in changes.saved] == [True] and changes.removed == ()
+    else:
+        assert (changes.saved, changes.removed) == ((), ())

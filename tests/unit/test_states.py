@@ -1,7 +1,10 @@
 """The one table of alert and action moves: every (row, status, event) allowed or refused, with
-the reason a person reads, and the copies elsewhere (SQL, console, CLI listing) agreeing."""
+the reason a person reads, and the copies elsewhere (SQL, console, CLI listing) agreeing; and
+the table of a rule's match before and around its row: every (state, event, guard) pinned."""
 
 from __future__ import annotations
+
+from types import MappingProxyType
 
 import pytest
 
@@ -154,3 +157,107 @@ def test_the_copies_elsewhere_agree_with_the_table() -> None:
         assert set(offered) <= set(states.allowed("alert", status))
     for name, word in routes._COMMAND_WORDS.items():
         assert word in {states.step(t, name).to for t in states.TARGETS[name]}
+
+
+# Written out, not derived: (match state, event) -> the resolve_when guard -> (what the core
+# does, the state after; None: the match is forgotten).
+EXPECTED_MATCH: dict[tuple[str, str], dict[str, tuple[str, str | None]]] = {
+    ("pending", "holds"): dict.fromkeys(("absent", "unmet", "met"), ("nothing", "pending")),
+    ("pending", "due"): dict.fromkeys(("absent", "unmet", "met"), ("fire", "firing")),
+    ("pending", "stops"): dict.fromkeys(("absent", "unmet", "met"), ("forget", None)),
+    ("firing", "holds"): dict.fromkeys(("absent", "unmet", "met"), ("repeat", "firing")),
+    ("firing", "due"): dict.fromkeys(("absent", "unmet", "met"), ("repeat", "firing")),
+    ("firing", "stops"): {
+        "absent": ("forget", None),
+        "unmet": ("nothing", "firing"),
+        "met": ("resolve", None),
+    },
+}
+# The (state, event) pairs whose move reads the guard; the others must not evaluate it.
+GUARDED = {("firing", "stops")}
+
+MATCH_TRIPLES = [
+    (state, event, guard, outcome, to)
+    for (state, event), by_guard in EXPECTED_MATCH.items()
+    for guard, (outcome, to) in by_guard.items()
+]
+
+
+def test_the_expected_match_table_covers_every_state_event_and_guard() -> None:
+    assert states.MATCH_STATES == ("pending", "firing")
+    assert states.MATCH_EVENTS == ("holds", "due", "stops")
+    assert states.GUARDS == ("absent", "unmet", "met")
+    assert set(EXPECTED_MATCH) == {(s, e) for s in states.MATCH_STATES for e in states.MATCH_EVENTS}
+    assert all(tuple(by_guard) == states.GUARDS for by_guard in EXPECTED_MATCH.values())
+
+
+@pytest.mark.parametrize(("state", "event", "guard", "outcome", "to"), MATCH_TRIPLES)
+def test_every_match_move_is_pinned(
+    state: states.MatchState,
+    event: states.MatchEvent,
+    guard: states.ResolveWhen,
+    outcome: str,
+    to: str | None,
+) -> None:
+    read: list[str] = []
+
+    def resolve_when() -> states.ResolveWhen:
+        read.append(guard)
+        return guard
+
+    assert states.match_move(state, event, resolve_when) == (outcome, to)
+    assert read == ([guard] if (state, event) in GUARDED else [])  # read only where it matters
+
+
+def test_the_match_table_has_no_move_beyond_those() -> None:
+    expected: dict[tuple[str, str, str | None], tuple[str, str | None]] = {}
+    for (state, event), by_guard in EXPECTED_MATCH.items():
+        if (state, event) in GUARDED:
+            expected.update({(state, event, g): move for g, move in by_guard.items()})
+        else:
+            expected[state, event, None] = by_guard["absent"]
+    assert {key: tuple(move) for key, move in states.MATCH_MOVES.items()} == expected
+
+
+def test_a_guarded_move_without_its_guard_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"^firing on stops needs the resolve_when guard$"):
+        states.match_move("firing", "stops")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (  # a guard left out
+            {("firing", "stops", "met"): None},
+            r"^firing on stops needs one move, or one per guard$",
+        ),
+        (  # an unguarded move next to the guarded ones
+            {("firing", "stops", None): states.MatchMove("forget", None)},
+            r"^firing on stops needs one move, or one per guard$",
+        ),
+        (  # a fire that stays pending
+            {("pending", "due", None): states.MatchMove("fire", "pending")},
+            r"^pending on due must not fire into pending$",
+        ),
+        (  # a repeat that changes the state
+            {("firing", "holds", None): states.MatchMove("repeat", "pending")},
+            r"^firing on holds must not repeat into pending$",
+        ),
+    ],
+)
+def test_a_match_table_with_a_gap_or_a_wrong_end_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    changes: dict[tuple[str, str, str | None], states.MatchMove | None],
+    reason: str,
+) -> None:
+    """The checks made when the module loads (None: the move is taken out)."""
+    table: dict[tuple[str, str, str | None], states.MatchMove] = {
+        key: move for key, move in states.MATCH_MOVES.items()
+    }
+    for key, move in changes.items():
+        table.pop(key, None)
+        if move is not None:
+            table[key] = move
+    monkeypatch.setattr(states, "MATCH_MOVES", MappingProxyType(table))
+    with pytest.raises(AssertionError, match=reason):
+        states._unguarded()
