@@ -18,6 +18,9 @@ from agent.errors import ExpressionError
 
 MAX_LENGTH: Final = 2000
 MAX_DEPTH: Final = 40
+# Operations along one path of the tree, `and`/`or` aside: `a + b + c ...` is one deeper level
+# per operator (see `_check_depth`).
+MAX_TREE_DEPTH: Final = 120
 MAX_REGEX_LENGTH: Final = 200
 # matches() on a longer string is false: the rule reads a code or an id, not a document.
 MAX_MATCH_INPUT: Final = 4096
@@ -434,7 +437,34 @@ def parse(text: str) -> Node:
         raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
     if not text.strip():
         raise ExpressionError("empty expression")
-    return _Parser(text).parse()
+    node = _Parser(text).parse()
+    _check_depth(node)
+    return node
+
+
+def _check_depth(root: Node) -> None:
+    """Refuse a tree deeper than MAX_TREE_DEPTH operations: a chain like `q + q + q ...` is
+    not nested in the text (MAX_DEPTH counts brackets and prefixes), yet its tree is as deep
+    as it is long, and the evaluator and type checker recurse along it."""
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise ExpressionError(
+                f"expression chains more than {MAX_TREE_DEPTH} operations in one term; "
+                "split it into several conditions",
+                node.col,
+            )
+        if isinstance(node, Binary):
+            # `and`/`or` chains are flat when compiled, and 2,000 characters hold at most ~330
+            # links (`a and `), within what the evaluator's recursion takes: not counted.
+            deeper = depth if node.op in ("and", "or") else depth + 1
+            stack.extend(((node.left, deeper), (node.right, deeper)))
+        elif isinstance(node, Unary):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, (Call, ListOf)):
+            items = node.args if isinstance(node, Call) else node.items
+            stack.extend((item, depth + 1) for item in items)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,7 +152,10 @@ class _Writer:
     def _binary(self, node: expr.Binary) -> str:
         op = node.op
         if op in ("and", "or"):
-            return f"({self.truth(node.left)} {op} {self.truth(node.right)})"
+            # A chain of one operator is one flat Python `and`/`or` (no nesting: Python's parser
+            # refuses 200 nested parentheses, and `a and a and ...` in 2,000 characters is 330).
+            parts = f" {op} ".join(self.truth(part) for part in _chain(node, op))
+            return f"({parts})"
         left, right = self.value(node.left), self.value(node.right)
         if op in expr.ARITHMETIC:
             return f"_ar({self.constant(op)}, {left}, {right})"
@@ -217,6 +220,23 @@ def _is_boolean(node: expr.Node) -> bool:
     return False
 
 
+def _chain(node: expr.Node, op: str) -> list[expr.Node]:
+    """The operands of a chain of `op` (`a and b and c`: [a, b, c]), without recursion."""
+    found: list[expr.Node] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, expr.Binary) and current.op == op:
+            stack.extend((current.right, current.left))
+        else:
+            found.append(current)
+    return found
+
+
+# What compiling a tree too deep for Python's parser or for our writer's recursion raises.
+_TOO_DEEP: Final = (SyntaxError, RecursionError, MemoryError, ValueError)
+
+
 def _build(source: str, constants: Mapping[str, Any]) -> Any:
     namespace: dict[str, Any] = {**_RUNTIME, **constants, "__builtins__": {}}
     code = compile(f"def _f(g, o):\n    return {source}\n", "<rule expression>", "exec")
@@ -224,18 +244,37 @@ def _build(source: str, constants: Mapping[str, Any]) -> Any:
     return namespace["_f"]
 
 
+def _walker(node: expr.Node, alias: str | None, truth: bool) -> Any:
+    """The tree walker itself behind the same signature: for a tree too deep to compile (long
+    arithmetic chains), whose answers (and limits) are then exactly the evaluator's."""
+
+    def run(g: Getter, o: Others) -> Any:
+        def resolve(ref: expr.Field) -> Any:
+            if ref.alias is None or ref.alias == alias:
+                return g(ref.name)
+            return _other(o, ref.alias, ref.name)
+
+        return expr.holds(node, resolve) if truth else expr.evaluate(node, resolve)
+
+    return run
+
+
 def evaluator(node: expr.Node, alias: str | None = None) -> Evaluator:
     """The node's value as a function of (own `fields.get`, other aliases' fields)."""
-    writer = _Writer(alias)
-    source = writer.value(node)
-    return _build(source, writer.constants)  # type: ignore[no-any-return]
+    try:
+        writer = _Writer(alias)
+        return _build(writer.value(node), writer.constants)  # type: ignore[no-any-return]
+    except _TOO_DEEP:
+        return _walker(node, alias, truth=False)  # type: ignore[no-any-return]
 
 
 def predicate(node: expr.Node, alias: str | None = None) -> Predicate:
     """The node as a condition (True only when it evaluates to true): `expr.holds`."""
-    writer = _Writer(alias)
-    source = writer.truth(node)
-    return _build(source, writer.constants)  # type: ignore[no-any-return]
+    try:
+        writer = _Writer(alias)
+        return _build(writer.truth(node), writer.constants)  # type: ignore[no-any-return]
+    except _TOO_DEEP:
+        return _walker(node, alias, truth=True)  # type: ignore[no-any-return]
 
 
 # Compiled conditions by the id of their tree (kept alive here, so the id stays theirs).
@@ -266,13 +305,17 @@ def selector(tests: Sequence[tuple[expr.Node, str | None]]) -> Selector:
     The same conditions as `predicate` each, in one body: for a kind with many rules, one call
     per fact instead of one per rule.
     """
-    writer = _Writer(None)
-    lines = ["def _f(g, o):", "    r = []"]
-    for position, (node, alias) in enumerate(tests):
-        writer.alias = alias
-        lines.append(f"    if {writer.truth(node)}:")
-        lines.append(f"        r.append({position})")
-    lines.append("    return r")
-    namespace: dict[str, Any] = {**_RUNTIME, **writer.constants, "__builtins__": {}}
-    exec(compile("\n".join(lines) + "\n", "<rule expressions>", "exec"), namespace)
-    return namespace["_f"]  # type: ignore[no-any-return]
+    try:
+        writer = _Writer(None)
+        lines = ["def _f(g, o):", "    r = []"]
+        for position, (node, alias) in enumerate(tests):
+            writer.alias = alias
+            lines.append(f"    if {writer.truth(node)}:")
+            lines.append(f"        r.append({position})")
+        lines.append("    return r")
+        namespace: dict[str, Any] = {**_RUNTIME, **writer.constants, "__builtins__": {}}
+        exec(compile("\n".join(lines) + "\n", "<rule expressions>", "exec"), namespace)
+        return namespace["_f"]  # type: ignore[no-any-return]
+    except _TOO_DEEP:  # one test too deep for one body: each on its own (compiled or walked)
+        each = [predicate(node, alias) for node, alias in tests]
+        return lambda g, o: [i for i, test in enumerate(each) if test(g, o)]

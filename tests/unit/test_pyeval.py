@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.errors import ExpressionError
 from agent.rulebook import expr, pyeval
 
 NAMES = ("a", "b", "c", "s", "missing")
@@ -103,3 +105,32 @@ def test_a_compiled_condition_is_cached_per_tree() -> None:
     node = expr.parse("a > 1")
     assert pyeval.cached_predicate(node) is pyeval.cached_predicate(node)
     assert pyeval.cached_predicate(node, "m") is not pyeval.cached_predicate(node)
+
+
+def test_the_longest_chains_a_rule_may_write_compile_and_answer_as_the_walker() -> None:
+    """2,000 characters of `a and a and ...` (330 links) is past Python's 200 nested brackets
+    unless the chain is written flat; it is."""
+    values = {"a": 1, "b": 2, "c": True}
+    for text in ("a and " * 330 + "a", "a or " * 390 + "a", "a > 1 and " * 150 + "a > 0"):
+        node = expr.parse(text)
+        walked = expr.holds(node, lambda ref: values.get(ref.name))
+        assert pyeval.predicate(node)(values.get, {}) is walked
+        assert pyeval.selector([(node, None), (node, None)])(values.get, {}) == (
+            [0, 1] if walked else []
+        )
+
+
+def test_a_tree_too_deep_to_compile_is_walked_instead() -> None:
+    node: expr.Node = expr.Field(None, "a", 0)
+    for _ in range(300):  # deeper than expr.parse lets a rule write: built by hand
+        node = expr.Binary("+", node, expr.Literal(1, 0), 0)
+    test = expr.Binary(">", node, expr.Literal(100, 0), 0)
+    assert pyeval.predicate(test)({"a": 1}.get, {}) is True
+    assert pyeval.evaluator(node)({"a": 1}.get, {}) == 301
+    assert pyeval.selector([(test, None)])({"a": 1}.get, {}) == [0]
+
+
+def test_a_chain_deeper_than_the_evaluator_takes_is_refused_with_its_column() -> None:
+    with pytest.raises(ExpressionError, match="chains more than 120 operations") as refused:
+        expr.parse("q + " * 130 + "q > 1")
+    assert refused.value.column > 0
