@@ -609,7 +609,7 @@ def evaluate(node: Node, resolve: Resolver) -> Any:
         value = evaluate(node.operand, resolve)
         if node.op == "not":
             return not _truth(value)
-        return -value if _is_number(value) else None
+        return _negative(value)
     if isinstance(node, ListOf):
         return [evaluate(item, resolve) for item in node.items]
     return _eval_call(node, resolve)
@@ -639,13 +639,23 @@ def _eval_binary(node: Binary, resolve: Resolver) -> Any:
     if op in ARITHMETIC:
         return _arithmetic(op, left, right)
     if op in ("in", "not in"):
-        if not isinstance(right, (list, str)) or left is None:
-            return False
-        if isinstance(right, str) and not isinstance(left, str):
-            return False
-        found = left in right
-        return found if op == "in" else not found
+        return _member(op, left, right)
     return _compare(op, left, right)
+
+
+def _negative(value: Any) -> Any:
+    return -value if _is_number(value) else None
+
+
+def _member(op: str, left: Any, right: Any) -> bool:
+    """`in` / `not in`: both False when membership cannot be asked (no list or text, no value,
+    a non-text in a text)."""
+    if not isinstance(right, (list, str)) or left is None:
+        return False
+    if isinstance(right, str) and not isinstance(left, str):
+        return False
+    found = left in right
+    return found if op == "in" else not found
 
 
 def _arithmetic(op: str, left: Any, right: Any) -> float | int | None:
@@ -696,14 +706,23 @@ def _eval_call(node: Call, resolve: Resolver) -> Any:
     args = [evaluate(arg, resolve) for arg in node.args]
     if node.func == "matches":
         assert node.pattern is not None
-        return isinstance(args[0], str) and node.pattern.search(args[0])
+        return _matches(node.pattern, args[0])
+    return _number_call(node.func, *args)
+
+
+def _matches(pattern: Regex, value: Any) -> bool:
+    return isinstance(value, str) and pattern.search(value)
+
+
+def _number_call(func: str, *args: Any) -> Any:
+    """min, max, abs and round of evaluated arguments (no value unless all are numbers)."""
     if not all(_is_number(arg) for arg in args):
         return None
-    if node.func == "min":
+    if func == "min":
         return min(args)
-    if node.func == "max":
+    if func == "max":
         return max(args)
-    if node.func == "abs":
+    if func == "abs":
         return abs(args[0])
     digits = int(args[1]) if len(args) > 1 else 0
     if not -12 <= digits <= 12:

@@ -33,38 +33,6 @@ def _other(others: Others, alias: str, name: str) -> Any:
     return None if fact is None else fact.fields.get(name)
 
 
-def _negate(value: Any) -> Any:
-    return -value if expr._is_number(value) else None
-
-
-def _contains(left: Any, right: Any) -> bool:
-    if not isinstance(right, (list, str)) or left is None:
-        return False
-    if isinstance(right, str) and not isinstance(left, str):
-        return False
-    return left in right
-
-
-def _matches(pattern: expr.Regex, value: Any) -> bool:
-    return isinstance(value, str) and pattern.search(value)
-
-
-def _call(node: expr.Call, *args: Any) -> Any:
-    """min, max, abs and round, as `expr._eval_call` computes them from evaluated arguments."""
-    if not all(expr._is_number(arg) for arg in args):
-        return None
-    if node.func == "min":
-        return min(args)
-    if node.func == "max":
-        return max(args)
-    if node.func == "abs":
-        return abs(args[0])
-    digits = int(args[1]) if len(args) > 1 else 0
-    if not -12 <= digits <= 12:
-        return None
-    return round(args[0], digits) if digits else round(args[0])
-
-
 # Comparisons with a literal, as `expr._compare` answers them: a number only with a number (not a
 # bool), a text only with a text; the type tests come first as the cheap common case.
 def _num(value: Any) -> bool:
@@ -107,10 +75,10 @@ _RUNTIME: Final[dict[str, Any]] = {
     "_cmp": expr._compare,
     "_ar": expr._arithmetic,
     "_o": _other,
-    "_neg": _negate,
-    "_in": _contains,
-    "_mt": _matches,
-    "_call": _call,
+    "_neg": expr._negative,
+    "_member": expr._member,
+    "_mt": expr._matches,
+    "_call": expr._number_call,
 }
 
 
@@ -159,11 +127,8 @@ class _Writer:
         left, right = self.value(node.left), self.value(node.right)
         if op in expr.ARITHMETIC:
             return f"_ar({self.constant(op)}, {left}, {right})"
-        if op == "in":
-            return f"_in({left}, {right})"
-        if op == "not in":
-            # `expr` answers False (not True) for `not in` whenever `in` cannot be asked.
-            return f"_notin({left}, {right})"
+        if op in ("in", "not in"):
+            return f"_member({self.constant(op)}, {left}, {right})"
         assert op in _COMPARE, op
         return self._compare(op, node.left, node.right, left, right)
 
@@ -195,18 +160,7 @@ class _Writer:
         if node.func == "matches":
             assert node.pattern is not None
             return f"_mt({self.constant(node.pattern)}, {args[0]})"
-        return f"_call({self.constant(node)}, {', '.join(args)})"
-
-
-def _not_contains(left: Any, right: Any) -> bool:
-    if not isinstance(right, (list, str)) or left is None:
-        return False
-    if isinstance(right, str) and not isinstance(left, str):
-        return False
-    return left not in right
-
-
-_RUNTIME["_notin"] = _not_contains
+        return f"_call({self.constant(node.func)}, {', '.join(args)})"
 
 
 def _is_boolean(node: expr.Node) -> bool:
