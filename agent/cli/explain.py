@@ -20,7 +20,7 @@ from agent.errors import AgentError, MasterDataError, RuleError
 from agent.rulebook import expr
 from agent.rulebook.fields import ITEM_FIELDS, MACHINE_FIELDS, FactSchema, build_schema
 from agent.rulebook.loader import load_rules, parse_rule_sources, rule_files
-from agent.rulebook.rules import Rule
+from agent.rulebook.rules import Rule, fields_used
 from agent.store.repository import json_friendly
 from agent.world.masterdata import load_masterdata
 
@@ -214,14 +214,8 @@ def describe(
             for condition in variant:
                 if not now.written:
                     out.append(f"  {head} {condition.alias}: {condition.text}")
-                used.extend(str(f) for f in expr.fields(condition.expr))
                 head = "and"
-        for spec in rule.actions:
-            for param in spec.params.values():
-                if param.expr is not None:
-                    used.extend(str(f) for f in expr.fields(param.expr))
-                elif param.template is not None:
-                    used.extend(str(f) for f in param.template.fields)
+        used = fields_used(rule)
         if rule.for_s and not now.written:
             out.append(f"  for {rule.for_s:g} s")
         if rule.resolve_text and not now.written:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.model import FactKind, Value
-from agent.rulebook.expr import Node
+from agent.rulebook.expr import Node, fields
 from agent.rulebook.template import Template
 
 
@@ -87,3 +87,17 @@ class RuleSet:
 
     def by_id(self) -> dict[str, Rule]:
         return {rule.id: rule for rule in self.rules}
+
+
+def fields_used(rule: Rule) -> list[str]:
+    """Every field reference the rule reads (`alias.field` or `field`), in reading order: its
+    conditions' (all alternatives), then its actions' parameters and templates. What `explain`
+    and the console's decision page show first of a matched fact."""
+    used = [str(f) for variant in rule.variants for c in variant for f in fields(c.expr)]
+    for spec in rule.actions:
+        for param in spec.params.values():
+            if param.expr is not None:
+                used.extend(str(f) for f in fields(param.expr))
+            elif param.template is not None:
+                used.extend(str(f) for f in param.template.fields)
+    return used

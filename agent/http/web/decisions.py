@@ -8,8 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.http.web.views import when
-from agent.rulebook import expr
-from agent.rulebook.rules import Rule
+from agent.rulebook.rules import Rule, fields_used
 
 
 def explanation(
@@ -29,14 +28,8 @@ def explanation(
             head = "when" if number == 0 else "or when"
             for condition in variant:
                 conditions.append({"head": head, "alias": condition.alias, "text": condition.text})
-                used.extend(str(f) for f in expr.fields(condition.expr))
                 head = "and"
-        for spec in rule.actions:
-            for param in spec.params.values():
-                if param.expr is not None:
-                    used.extend(str(f) for f in expr.fields(param.expr))
-                elif param.template is not None:
-                    used.extend(str(f) for f in param.template.fields)
+        used = fields_used(rule)
     return {
         "rule_id": row.get("rule_id"),
         "rule_set_hash": decided_by,
