@@ -90,8 +90,7 @@ def json_text(value: Any) -> str:
 def _open_sqlite(url: URL, synchronous: str) -> Engine:
     if url.drivername not in ("sqlite", "sqlite+pysqlite"):
         raise StoreError(f"unsupported SQLite driver in {_shown(url)}: {_URL_HINT}")
-    in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-    if in_memory:
+    if schemacheck.memory_url(url):
         # One connection for every user, or each would see its own empty database.
         engine = create_engine(
             url,

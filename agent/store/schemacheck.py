@@ -17,6 +17,7 @@ from typing import Final
 
 import structlog
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StoreError
@@ -50,7 +51,11 @@ def is_current(engine: Engine) -> bool:
 
 
 def in_memory(engine: Engine) -> bool:
-    url = engine.url
+    return memory_url(engine.url)
+
+
+def memory_url(url: URL) -> bool:
+    """An in-memory SQLite database (`sqlite://`, `:memory:`, `mode=memory`): one per process."""
     if url.get_backend_name() != "sqlite":
         return False
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
