@@ -299,11 +299,14 @@ def _flat_object(raw: bytes) -> dict[str, object] | None:
     for key, value in payload.items():
         if raw.count(b'"%s"' % key.encode()) != 1:
             return None
-        if type(value) is float and not -_INT_LIMIT < value < _INT_LIMIT:
-            return None  # orjson reads an integer beyond 64 bits as a float
-        if type(value) is list and any(type(v) is float and abs(v) >= _INT_LIMIT for v in value):
+        # orjson reads an integer beyond 64 bits as a float: such a float is the parser's to judge.
+        if _huge_float(value) or (type(value) is list and any(map(_huge_float, value))):
             return None
     return payload
+
+
+def _huge_float(value: object) -> bool:
+    return type(value) is float and not -_INT_LIMIT < value < _INT_LIMIT
 
 
 def _validate(kind: MessageKind, payload: dict[str, object], fields: dict[str, Value]) -> list[str]:
