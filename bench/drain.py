@@ -51,7 +51,7 @@ import workload  # noqa: E402
 from noisy import NoisyPlant, stamp  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
-from run import Broker, py_spy, rss_mb, verdict  # noqa: E402
+from run import Broker, agent_toml, py_spy, rss_mb, verdict  # noqa: E402
 
 from agent.ingest.topics import TopicMap  # noqa: E402
 from tests.support.agent_process import AgentProcess  # noqa: E402
@@ -188,31 +188,17 @@ def bare_drain(port: int, count: int) -> float:
 
 
 def agent_config(directory: Path, port: int, items: Path, machines: Path) -> Path:
-    """The shipped settings (config/agent.toml's defaults) but for the broker, the database,
-    the master data, JSON logs for the benchmark to read and /metrics on a free port."""
-    path = directory / "agent.toml"
-    path.write_text(
-        f"""\
-[mqtt]
-port = {port}
-client_id = "{AGENT_ID}"
-[database]
-url = "sqlite:///{directory}/agent.db"
-[rules]
-path = "{REPO / "rules"}"
-[masterdata]
-items = "{items}"
-machines = "{machines}"
-[log]
-level = "info"
-format = "json"
-[http]
-enabled = true
-port = {free_port()}
-""",
-        encoding="utf-8",
+    """The shipped settings (config/agent.toml's defaults, the shipped rules) but for the broker,
+    the database, the master data, JSON logs for the benchmark to read and /metrics."""
+    return agent_toml(
+        directory,
+        port=port,
+        client_id=AGENT_ID,
+        rules=REPO / "rules",
+        items=items,
+        machines=machines,
+        extra=f"[http]\nenabled = true\nport = {free_port()}\n",
     )
-    return path
 
 
 def committed(port: int) -> int:

@@ -62,7 +62,7 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 import paho.mqtt.client as paho  # noqa: E402
 import psycopg  # noqa: E402
 import workload  # noqa: E402
-from run import Broker  # noqa: E402
+from run import NO_MQTT_OUTPUT, Broker, agent_toml  # noqa: E402
 
 from tests.support.agent_process import AgentProcess  # noqa: E402
 
@@ -257,30 +257,18 @@ def agent_config(
     directory: Path, port: int, url: str, partition: Partition, all_sites: list[str]
 ) -> Path:
     sites = "" if partition.sites == all_sites else ",".join(partition.sites)
-    path = directory / "agent.toml"
-    path.write_text(
-        f"""\
-[mqtt]
-port = {port}
-client_id = "bench-{partition.name}"
-sites = "{sites}"
-[database]
-url = "{url}"
-[rules]
-path = "{directory.parent / "rules"}"
-watch = false
-[masterdata]
-items = "{directory.parent / "items.yaml"}"
-machines = "{directory.parent / "machines.yaml"}"
-[log]
-level = "info"
-format = "json"
-[notify]
-publish_mqtt = false
-""",
-        encoding="utf-8",
+    return agent_toml(
+        directory,
+        port=port,
+        client_id=f"bench-{partition.name}",
+        rules=directory.parent / "rules",
+        items=directory.parent / "items.yaml",
+        machines=directory.parent / "machines.yaml",
+        database_url=url,
+        mqtt=f'sites = "{sites}"\n',
+        rules_extra="watch = false\n",
+        extra=NO_MQTT_OUTPUT,
     )
-    return path
 
 
 def event_time(agent: AgentProcess, event: str, timeout: float) -> float:

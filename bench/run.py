@@ -142,33 +142,46 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def agent_config(
-    directory: Path, port: int, items: Path, machines: Path, rules: Path, engine: str = "process"
+def agent_toml(
+    directory: Path,
+    *,
+    port: int,
+    client_id: str,
+    rules: Path,
+    items: Path,
+    machines: Path,
+    database_url: str = "",
+    mqtt: str = "",
+    rules_extra: str = "",
+    extra: str = "",
 ) -> Path:
+    """`directory/agent.toml` for a benchmark's daemon: the shipped settings but for the broker,
+    the database (SQLite in `directory` unless `database_url`), the rules and master data, and
+    JSON logs at info for the benchmark to read. `mqtt` and `rules_extra` are more lines of
+    those tables; `extra` more tables."""
     path = directory / "agent.toml"
     path.write_text(
         f"""\
 [mqtt]
 port = {port}
-client_id = "bench-agent"
-[database]
-url = "sqlite:///{directory}/agent.db"
+client_id = "{client_id}"
+{mqtt}[database]
+url = "{database_url or f"sqlite:///{directory}/agent.db"}"
 [rules]
 path = "{rules}"
-watch = false
-engine = "{engine}"
-[masterdata]
+{rules_extra}[masterdata]
 items = "{items}"
 machines = "{machines}"
 [log]
 level = "info"
 format = "json"
-[notify]
-publish_mqtt = false
-""",
+{extra}""",
         encoding="utf-8",
     )
     return path
+
+
+NO_MQTT_OUTPUT = "[notify]\npublish_mqtt = false\n"
 
 
 def py_spy(pid: int, output: Path | None) -> subprocess.Popen[bytes] | None:
@@ -222,7 +235,16 @@ def drive(
 def daemon_figures(args: argparse.Namespace, port: int, directory: Path) -> tuple[list[Row], float]:
     items, machines = workload.write_masterdata(directory, args.skus, args.machines)
     rules = workload.write_rules(directory / "rules", args.rules)
-    config = agent_config(directory, port, items, machines, rules, args.engine)
+    config = agent_toml(
+        directory,
+        port=port,
+        client_id="bench-agent",
+        rules=rules,
+        items=items,
+        machines=machines,
+        rules_extra=f'watch = false\nengine = "{args.engine}"\n',
+        extra=NO_MQTT_OUTPUT,
+    )
     agent = AgentProcess(config, directory)
     probes = Probes(port)
     agent.start()
